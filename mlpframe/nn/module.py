@@ -1,0 +1,238 @@
+"""Module, Parameter and Sequential: the bookkeeping every layer shares.
+
+A module's ``forward`` computes its output and keeps what ``backward`` needs in
+``self.cache``; ``backward(grad_y)`` returns ``grad_x`` and *adds* the gradients
+of its parameters into ``p.grad``. There is no autograd graph: a model's backward
+is the reverse walk written out by hand (see :class:`Sequential`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from mlpframe.backend import Array, Backend, backend_of, get_backend
+
+
+class Parameter:
+    """A trainable array and the gradient accumulated into it.
+
+    Attributes:
+        data: the value, an array of the module's backend.
+        grad: ``None`` after ``zero_grad()``; otherwise d loss / d data, same shape and dtype.
+    """
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data: Array) -> None:
+        self.data = data
+        self.grad: Array | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    def accumulate_grad(self, g: Array) -> None:
+        """``grad += g``; the first call after ``zero_grad()`` takes ``g`` itself (no copy, no zeros)."""
+        if self.grad is None:
+            self.grad = g
+        else:
+            self.grad += g
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.shape}, dtype={self.data.dtype})"
+
+
+def _move(a: Array, backend: Backend) -> Array:
+    """``a`` on ``backend``; a no-op when it is already there."""
+    if backend_of(a) is backend:
+        return a
+    return backend.asarray(backend_of(a).to_numpy(a))
+
+
+class Module:
+    """Base class of every layer, loss and model.
+
+    Subclasses implement ``forward(x)`` and ``backward(grad_y)``. Parameters and
+    child modules are found from the instance's attributes (in assignment order);
+    buffers (non-trained state such as BatchNorm's running statistics) are
+    attribute names listed with :meth:`register_buffer`.
+    """
+
+    def __init__(self) -> None:
+        self.training = True
+        self.backend: Backend = get_backend("numpy")
+        self.cache: dict[str, Any] = {}
+        self._buffers: list[str] = []
+
+    # ---------------------------------------------------------------- compute
+    def forward(self, x: Array) -> Array:
+        raise NotImplementedError
+
+    def backward(self, grad_y: Array) -> Array:
+        raise NotImplementedError
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def cached(self, key: str) -> Any:
+        """What forward stored under ``key``; a clear error if backward came first."""
+        try:
+            return self.cache[key]
+        except KeyError:
+            raise RuntimeError(f"{type(self).__name__}.backward() called before forward()") from None
+
+    # -------------------------------------------------------------- structure
+    def register_buffer(self, name: str, value: Array) -> None:
+        setattr(self, name, value)
+        if name not in self._buffers:
+            self._buffers.append(name)
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+
+    def modules(self) -> Iterator[Module]:
+        yield self
+        for _, child in self.named_children():
+            yield from child.modules()
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+            elif isinstance(value, Module):
+                yield from value.named_parameters(prefix + name + ".")
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Array]]:
+        for name in self._buffers:
+            yield prefix + name, getattr(self, name)
+        for child_name, child in self.named_children():
+            yield from child.named_buffers(prefix + child_name + ".")
+
+    # ------------------------------------------------------------------ modes
+    def train(self, mode: bool = True) -> Module:
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, backend: Backend | str) -> Module:
+        """Move parameters, gradients and buffers to ``backend``; returns ``self``."""
+        if isinstance(backend, str):
+            backend = get_backend(backend)
+        for m in self.modules():
+            m.backend = backend
+            m.cache = {}
+            for name in m._buffers:
+                setattr(m, name, _move(getattr(m, name), backend))
+        for p in self.parameters():
+            p.data = _move(p.data, backend)
+            if p.grad is not None:
+                p.grad = _move(p.grad, backend)
+        return self
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Parameters and buffers as host NumPy arrays, keyed by dotted name."""
+        state = {name: self.backend.to_numpy(p.data).copy() for name, p in self.named_parameters()}
+        state.update({name: self.backend.to_numpy(b).copy() for name, b in self.named_buffers()})
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Copy ``state`` (from :meth:`state_dict`) in; names and shapes must match exactly."""
+        params = dict(self.named_parameters())
+        owners = {name: (m, attr) for name, m, attr in self._buffer_owners()}
+        expected = set(params) | set(owners)
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        if missing or unexpected:
+            raise ValueError(f"state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        for name, value in state.items():
+            value = np.asarray(value)
+            current = params[name].data if name in params else getattr(*owners[name])
+            if tuple(value.shape) != tuple(current.shape):
+                raise ValueError(
+                    f"state_dict: {name} has shape {tuple(value.shape)}, "
+                    f"the model expects {tuple(current.shape)}"
+                )
+            moved = self.backend.asarray(value, dtype=current.dtype)
+            if name in params:
+                params[name].data = moved
+            else:
+                setattr(*owners[name], moved)
+
+    def _buffer_owners(self, prefix: str = "") -> Iterator[tuple[str, Module, str]]:
+        for name in self._buffers:
+            yield prefix + name, self, name
+        for child_name, child in self.named_children():
+            yield from child._buffer_owners(prefix + child_name + ".")
+
+    # ------------------------------------------------------------------ print
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        children = list(self.named_children())
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"  ({name}): " + repr(child).replace("\n", "\n  ") for name, child in children]
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+class Sequential(Module):
+    """Modules applied in order; backward walks them in reverse.
+
+    forward:  ``y = f_n(... f_2(f_1(x)))``
+    backward: ``grad_x = f_1'(... f_n'(grad_y))`` — each child's backward in reverse order.
+    Children are named ``"0"``, ``"1"``, … as in PyTorch, so parameters are ``"0.weight"``.
+    """
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise ValueError(f"modules: item {i} is {type(m).__name__}, not a Module")
+            setattr(self, str(i), m)
+        self.layers: tuple[Module, ...] = tuple(modules)
+
+    def forward(self, x: Array) -> Array:
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, grad_y: Array) -> Array:
+        for layer in reversed(self.layers):
+            grad_y = layer.backward(grad_y)
+        return grad_y
+
+    def __getitem__(self, i: int) -> Module:
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        for i, m in enumerate(self.layers):
+            yield str(i), m
+
+
+class Identity(Module):
+    """``y = x``; ``grad_x = grad_y``."""
+
+    def forward(self, x: Array) -> Array:
+        return x
+
+    def backward(self, grad_y: Array) -> Array:
+        return grad_y
