@@ -78,15 +78,18 @@ class Backend:
     _rng: Any = field(default=None, repr=False)
 
     # ----------------------------------------------------------------- arrays
-    def asarray(self, a: Any, dtype: Any = None) -> Array:
-        """``a`` (host data or an array of this backend) as an array on this device."""
+    def asarray(self, a: Any, dtype: Any = None, copy: bool | None = None) -> Array:
+        """``a`` (host data or an array of this backend) as an array on this device.
+
+        ``copy=True`` always copies; the default copies only when it must.
+        """
         dtype = _resolve_dtype(self.xp, dtype)
         if self.name == "cupy":
-            return self._lib.asarray(a, dtype=dtype)
-        if self.name == "array_api_strict" and isinstance(a, np.ndarray):
-            # strict refuses NumPy scalars and some NumPy dtypes: go through a list-free copy
-            return self.xp.asarray(np.ascontiguousarray(a), dtype=dtype, device=self.device)
-        return self.xp.asarray(a, dtype=dtype, device=self.device)
+            return self._lib.array(a, dtype=dtype, copy=bool(copy))
+        if self.name == "array_api_strict" and not isinstance(a, type(self.xp.empty(0))):
+            # strict takes NumPy arrays only through the buffer protocol: give it a contiguous one
+            a = np.ascontiguousarray(a)
+        return self.xp.asarray(a, dtype=dtype, device=self.device, copy=copy)
 
     def to_numpy(self, a: Array) -> np.ndarray:
         """A host NumPy copy of ``a`` (a device-to-host transfer on CuPy)."""

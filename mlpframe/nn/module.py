@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-
 from mlpframe.backend import Array, Backend, backend_of, get_backend
 
 
@@ -145,7 +143,7 @@ class Module:
         return self
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, np.ndarray]:
+    def state_dict(self) -> dict[str, Any]:
         """Parameters and buffers as host NumPy arrays, keyed by dotted name."""
         state = {name: self.backend.to_numpy(p.data).copy() for name, p in self.named_parameters()}
         state.update({name: self.backend.to_numpy(b).copy() for name, b in self.named_buffers()})
@@ -160,14 +158,14 @@ class Module:
         if missing or unexpected:
             raise ValueError(f"state_dict: missing keys {missing}, unexpected keys {unexpected}")
         for name, value in state.items():
-            value = np.asarray(value)
             current = params[name].data if name in params else getattr(*owners[name])
             if tuple(value.shape) != tuple(current.shape):
                 raise ValueError(
                     f"state_dict: {name} has shape {tuple(value.shape)}, "
                     f"the model expects {tuple(current.shape)}"
                 )
-            moved = self.backend.asarray(value, dtype=current.dtype)
+            # a copy: the optimizer updates parameters in place, and must not write into ``state``
+            moved = self.backend.asarray(value, dtype=current.dtype, copy=True)
             if name in params:
                 params[name].data = moved
             else:

@@ -1,0 +1,162 @@
+r"""Element-wise activations ``y = h(x)``.
+
+Backward is the seed derivation (Question 1 d): for an element-wise ``h``,
+``dL/dx_ij = dL/dy_ij * h'(x_ij)``, i.e. ``grad_x = grad_y ⊙ h'(x)`` with the
+shape of ``x``. Each class writes ``h`` in ``forward`` and ``h'`` in ``backward``,
+caching whichever of ``x`` and ``y`` makes ``h'`` cheapest.
+"""
+
+from __future__ import annotations
+
+import math
+
+from mlpframe.backend import Array, array_namespace
+from mlpframe.nn.module import Identity, Module
+
+
+class ReLU(Module):
+    """``y = max(x, 0)``;  ``grad_x = grad_y ⊙ [y > 0]``."""
+
+    def forward(self, x: Array) -> Array:
+        xp = array_namespace(x)
+        y = xp.maximum(x, 0.0)
+        self.cache["y"] = y
+        return y
+
+    def backward(self, grad_y: Array) -> Array:
+        xp = array_namespace(grad_y)
+        return xp.where(self.cached("y") > 0, grad_y, 0.0)
+
+
+class LeakyReLU(Module):
+    """``y = x if x > 0 else a x``;  ``grad_x = grad_y ⊙ (1 if x > 0 else a)``."""
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        if not negative_slope >= 0:
+            raise ValueError(f"negative_slope: expected >= 0, got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x: Array) -> Array:
+        xp = array_namespace(x)
+        positive = x > 0
+        self.cache["positive"] = positive
+        return xp.where(positive, x, self.negative_slope * x)
+
+    def backward(self, grad_y: Array) -> Array:
+        xp = array_namespace(grad_y)
+        return xp.where(self.cached("positive"), grad_y, self.negative_slope * grad_y)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class ELU(Module):
+    """``y = x if x > 0 else alpha (exp(x) - 1)``.
+
+    ``h'(x) = 1 if x > 0 else alpha exp(x) = y + alpha``, so backward needs only
+    ``y``:  ``grad_x = grad_y ⊙ (1 if x > 0 else y + alpha)``.
+    """
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        if not alpha > 0:
+            raise ValueError(f"alpha: expected > 0, got {alpha!r}")
+        self.alpha = float(alpha)
+
+    def forward(self, x: Array) -> Array:
+        xp = array_namespace(x)
+        # expm1 of min(x, 0): exact near 0 and never overflows for large positive x
+        y = xp.where(x > 0, x, self.alpha * xp.expm1(xp.minimum(x, 0.0)))
+        self.cache["y"] = y
+        return y
+
+    def backward(self, grad_y: Array) -> Array:
+        xp = array_namespace(grad_y)
+        y = self.cached("y")
+        return xp.where(y > 0, grad_y, grad_y * (y + self.alpha))
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_C = 0.044715
+
+
+class GELU(Module):
+    r"""GELU, tanh approximation (PyTorch's ``approximate="tanh"``).
+
+    ``u = sqrt(2/pi) (x + c x^3)``, ``t = tanh(u)``, ``y = x (1 + t) / 2`` with ``c = 0.044715``;
+    ``h'(x) = (1 + t) / 2 + x (1 - t^2) sqrt(2/pi) (1 + 3 c x^2) / 2``.
+    """
+
+    def forward(self, x: Array) -> Array:
+        xp = array_namespace(x)
+        t = xp.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x * x * x))
+        self.cache["x"], self.cache["t"] = x, t
+        return 0.5 * x * (1.0 + t)
+
+    def backward(self, grad_y: Array) -> Array:
+        x, t = self.cached("x"), self.cached("t")
+        dydx = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * x * x)
+        return grad_y * dydx
+
+
+def _sigmoid(x: Array, xp) -> Array:
+    # sigma(x) = (1 + tanh(x/2)) / 2: one transcendental, no overflow for large |x|
+    return 0.5 * (1.0 + xp.tanh(0.5 * x))
+
+
+class SiLU(Module):
+    """``y = x sigma(x)``;  ``h'(x) = sigma(x) (1 + x (1 - sigma(x)))``."""
+
+    def forward(self, x: Array) -> Array:
+        xp = array_namespace(x)
+        s = _sigmoid(x, xp)
+        self.cache["x"], self.cache["s"] = x, s
+        return x * s
+
+    def backward(self, grad_y: Array) -> Array:
+        x, s = self.cached("x"), self.cached("s")
+        return grad_y * (s * (1.0 + x * (1.0 - s)))
+
+
+class Tanh(Module):
+    """``y = tanh(x)``;  ``h'(x) = 1 - y^2``."""
+
+    def forward(self, x: Array) -> Array:
+        y = array_namespace(x).tanh(x)
+        self.cache["y"] = y
+        return y
+
+    def backward(self, grad_y: Array) -> Array:
+        y = self.cached("y")
+        return grad_y * (1.0 - y * y)
+
+
+class Sigmoid(Module):
+    """``y = 1 / (1 + exp(-x))``;  ``h'(x) = y (1 - y)``."""
+
+    def forward(self, x: Array) -> Array:
+        y = _sigmoid(x, array_namespace(x))
+        self.cache["y"] = y
+        return y
+
+    def backward(self, grad_y: Array) -> Array:
+        y = self.cached("y")
+        return grad_y * (y * (1.0 - y))
+
+
+ACTIVATIONS: dict[str, type[Module]] = {
+    "relu": ReLU, "leaky_relu": LeakyReLU, "elu": ELU, "gelu": GELU, "silu": SiLU,
+    "tanh": Tanh, "sigmoid": Sigmoid, "identity": Identity,
+}
+
+
+def get_activation(name: str) -> Module:
+    """A new activation module by its config name (``"relu"``, ``"elu"``, …)."""
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"activation: unknown {name!r} (choose from {', '.join(ACTIVATIONS)})") from None

@@ -1,0 +1,105 @@
+"""Losses: a forward that returns a 0-d array and a backward that needs no argument.
+
+``loss = crit(inputs, targets)`` caches what ``crit.backward()`` needs to return
+``d loss / d inputs``; like PyTorch, the loss is the mean over the batch.
+"""
+
+from __future__ import annotations
+
+from mlpframe.backend import Array, array_namespace
+from mlpframe.nn.module import Module
+
+
+def _targets_as_probabilities(targets: Array, shape: tuple[int, ...], dtype, xp) -> Array:
+    """Integer labels (N,) as one-hot rows (N, C); probability targets (N, C) as they are."""
+    N, C = shape
+    if targets.ndim == 1:
+        if targets.shape[0] != N:
+            raise ValueError(f"targets: expected {N} labels, got shape {tuple(targets.shape)}")
+        if xp.isdtype(targets.dtype, "real floating"):
+            raise ValueError("targets: 1-d targets must be integer class labels")
+        classes = xp.arange(C, dtype=targets.dtype, device=targets.device)
+        # one-hot by comparison: the standard has no one_hot and no integer-array setitem
+        return xp.astype(targets[:, None] == classes[None, :], dtype)  # (N, C)
+    if tuple(targets.shape) != (N, C):
+        raise ValueError(f"targets: expected labels (N,) or probabilities {(N, C)}, got {tuple(targets.shape)}")
+    return xp.astype(targets, dtype) if targets.dtype != dtype else targets
+
+
+class CrossEntropyLoss(Module):
+    r"""Cross-entropy ``L = -1/N sum_n sum_c t_nc log p_nc``, averaged over the batch.
+
+    ``t`` is the one-hot of integer labels (N,) or a given probability matrix (N, C);
+    with ``label_smoothing = eps`` it becomes ``(1 - eps) t + eps / C`` (PyTorch's
+    definition: eps/C on every class, the true class included).
+
+    ``from_logits=True`` (default): inputs are logits ``z`` and ``p = softmax(z)``.
+    The softmax Jacobian and ``dL/dp`` fold into the seed's closed form
+    (Question 1 e, ``alpha = 1/S``, ``M = Y - T``)::
+
+        grad_z = (softmax(z) - t) / N          # (N, C)
+
+    ``from_logits=False``: inputs are probabilities ``p`` (the course homework's
+    CrossEntropy after an explicit Softmax) and::
+
+        grad_p = -(t / p) / N                  # (N, C), the seed's dL/dY
+
+    ``p`` is floored at the dtype's smallest normal number only to avoid ``log(0)``.
+    """
+
+    def __init__(self, from_logits: bool = True, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"label_smoothing: expected a value in [0, 1], got {label_smoothing!r}")
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = float(label_smoothing)
+
+    def forward(self, inputs: Array, targets: Array) -> Array:
+        xp = array_namespace(inputs)
+        if inputs.ndim != 2:
+            raise ValueError(f"inputs: expected shape (N, C), got {tuple(inputs.shape)}")
+        N, C = inputs.shape
+        t = _targets_as_probabilities(targets, (N, C), inputs.dtype, xp)
+        if self.label_smoothing:
+            t = (1.0 - self.label_smoothing) * t + self.label_smoothing / C
+        if self.from_logits:
+            # log_softmax and softmax from one exp: log p = (z - max) - log(sum exp(z - max))
+            shifted = inputs - xp.max(inputs, axis=-1, keepdims=True)  # (N, C)
+            e = xp.exp(shifted)
+            s = xp.sum(e, axis=-1, keepdims=True)  # (N, 1)
+            log_p = shifted - xp.log(s)
+            self.cache["p"] = e / s
+        else:
+            p = xp.maximum(inputs, xp.finfo(inputs.dtype).smallest_normal)
+            log_p = xp.log(p)
+            self.cache["p"] = p
+        self.cache["t"] = t
+        return -xp.sum(t * log_p) / N
+
+    def backward(self, grad_loss: Array | float = 1.0) -> Array:
+        p, t = self.cached("p"), self.cached("t")
+        N = p.shape[0]
+        if self.from_logits:
+            grad = (p - t) * (grad_loss / N)
+        else:
+            grad = (t / p) * (-grad_loss / N)
+        return grad
+
+    def extra_repr(self) -> str:
+        return f"from_logits={self.from_logits}, label_smoothing={self.label_smoothing}"
+
+
+class MSELoss(Module):
+    r"""``L = 1/M sum (x - t)^2`` over all ``M`` elements;  ``grad_x = 2 (x - t) / M``."""
+
+    def forward(self, inputs: Array, targets: Array) -> Array:
+        xp = array_namespace(inputs)
+        if tuple(targets.shape) != tuple(inputs.shape):
+            raise ValueError(f"targets: expected shape {tuple(inputs.shape)}, got {tuple(targets.shape)}")
+        diff = inputs - targets
+        self.cache["diff"] = diff
+        return xp.sum(diff * diff) / diff.size
+
+    def backward(self, grad_loss: Array | float = 1.0) -> Array:
+        diff = self.cached("diff")
+        return diff * (2.0 * grad_loss / diff.size)

@@ -1,0 +1,133 @@
+"""Batch and layer normalisation."""
+
+from __future__ import annotations
+
+from mlpframe.backend import Array, array_namespace
+from mlpframe.nn import init as initializers
+from mlpframe.nn.module import Module, Parameter
+
+
+def _check_features(num_features: int, eps: float) -> None:
+    if not isinstance(num_features, int) or isinstance(num_features, bool) or num_features < 1:
+        raise ValueError(f"num_features: expected a positive int, got {num_features!r}")
+    if not eps > 0:
+        raise ValueError(f"eps: expected > 0, got {eps!r}")
+
+
+class BatchNorm1d(Module):
+    r"""Normalise each feature over the batch, then scale and shift.
+
+    Training, per feature (over the N rows)::
+
+        mu = mean(x),  var = mean((x - mu)^2),  x_hat = (x - mu) / sqrt(var + eps)
+        y = gamma x_hat + beta
+
+    and the running statistics move towards the batch's, with the *unbiased*
+    variance as in PyTorch: ``running_var = (1 - m) running_var + m var N / (N - 1)``.
+
+    Backward (training), with ``g = grad_y ⊙ gamma``::
+
+        grad_gamma = sum_n grad_y ⊙ x_hat
+        grad_beta  = sum_n grad_y
+        grad_x     = (g - mean_n(g) - x_hat ⊙ mean_n(g ⊙ x_hat)) / sqrt(var + eps)
+
+    In eval mode the running statistics are constants: ``grad_x = grad_y ⊙ gamma / sqrt(running_var + eps)``.
+
+    Shapes: x (N, num_features). Parameters ``weight`` (gamma, ones) and ``bias``
+    (beta, zeros); buffers ``running_mean`` (zeros), ``running_var`` (ones).
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, *,
+                 rng: initializers.RngLike = None, dtype: str = "float32") -> None:
+        super().__init__()
+        _check_features(num_features, eps)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum: expected a value in [0, 1], got {momentum!r}")
+        self.num_features, self.eps, self.momentum = num_features, float(eps), float(momentum)
+        self.weight = Parameter(initializers.ones((num_features,), dtype))
+        self.bias = Parameter(initializers.zeros((num_features,), dtype))
+        self.register_buffer("running_mean", initializers.zeros((num_features,), dtype))
+        self.register_buffer("running_var", initializers.ones((num_features,), dtype))
+
+    def forward(self, x: Array) -> Array:
+        xp = array_namespace(x)
+        if x.ndim != 2 or x.shape[1] != self.num_features:
+            raise ValueError(f"x: expected shape (N, {self.num_features}), got {tuple(x.shape)}")
+        if self.training:
+            N = x.shape[0]
+            if N < 2:
+                raise ValueError("x: BatchNorm1d needs at least 2 rows in training mode")
+            mu = xp.mean(x, axis=0)
+            centered = x - mu  # (N, D)
+            var = xp.mean(centered * centered, axis=0)
+            m = self.momentum
+            self.running_mean *= 1.0 - m
+            self.running_mean += m * mu
+            self.running_var *= 1.0 - m
+            self.running_var += (m * N / (N - 1)) * var
+        else:
+            centered = x - self.running_mean
+            var = self.running_var
+        inv_std = 1.0 / xp.sqrt(var + self.eps)  # (D,)
+        x_hat = centered * inv_std
+        self.cache["x_hat"], self.cache["inv_std"] = x_hat, inv_std
+        return x_hat * self.weight.data + self.bias.data
+
+    def backward(self, grad_y: Array) -> Array:
+        xp = array_namespace(grad_y)
+        x_hat, inv_std = self.cached("x_hat"), self.cached("inv_std")
+        self.weight.accumulate_grad(xp.sum(grad_y * x_hat, axis=0))
+        self.bias.accumulate_grad(xp.sum(grad_y, axis=0))
+        g = grad_y * self.weight.data
+        if not self.training:
+            return g * inv_std
+        return (g - xp.mean(g, axis=0) - x_hat * xp.mean(g * x_hat, axis=0)) * inv_std
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class LayerNorm(Module):
+    r"""Normalise each row over its D features, then scale and shift (same in train and eval).
+
+    ``x_hat = (x - mean_d(x)) / sqrt(var_d(x) + eps)``, ``y = gamma x_hat + beta``.
+
+    Backward, with ``g = grad_y ⊙ gamma``::
+
+        grad_gamma = sum_n grad_y ⊙ x_hat
+        grad_beta  = sum_n grad_y
+        grad_x     = (g - mean_d(g) - x_hat ⊙ mean_d(g ⊙ x_hat)) / sqrt(var + eps)   # row-wise
+
+    Shapes: x (N, num_features); ``weight`` ones, ``bias`` zeros, both (num_features,).
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, *,
+                 rng: initializers.RngLike = None, dtype: str = "float32") -> None:
+        super().__init__()
+        _check_features(num_features, eps)
+        self.num_features, self.eps = num_features, float(eps)
+        self.weight = Parameter(initializers.ones((num_features,), dtype))
+        self.bias = Parameter(initializers.zeros((num_features,), dtype))
+
+    def forward(self, x: Array) -> Array:
+        xp = array_namespace(x)
+        if x.ndim != 2 or x.shape[1] != self.num_features:
+            raise ValueError(f"x: expected shape (N, {self.num_features}), got {tuple(x.shape)}")
+        centered = x - xp.mean(x, axis=-1, keepdims=True)  # (N, D)
+        inv_std = 1.0 / xp.sqrt(xp.mean(centered * centered, axis=-1, keepdims=True) + self.eps)  # (N, 1)
+        x_hat = centered * inv_std
+        self.cache["x_hat"], self.cache["inv_std"] = x_hat, inv_std
+        return x_hat * self.weight.data + self.bias.data
+
+    def backward(self, grad_y: Array) -> Array:
+        xp = array_namespace(grad_y)
+        x_hat, inv_std = self.cached("x_hat"), self.cached("inv_std")
+        self.weight.accumulate_grad(xp.sum(grad_y * x_hat, axis=0))
+        self.bias.accumulate_grad(xp.sum(grad_y, axis=0))
+        g = grad_y * self.weight.data
+        mean_g = xp.mean(g, axis=-1, keepdims=True)  # (N, 1)
+        mean_gx = xp.mean(g * x_hat, axis=-1, keepdims=True)
+        return (g - mean_g - x_hat * mean_gx) * inv_std
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}"
