@@ -20,7 +20,7 @@ DATASETS = ("mnist1d", "synthetic", "cifar10", "mnist", "fashion_mnist")
 _EXTRA_OPTIONS = {
     "synthetic": ("n_samples", "num_classes", "noise", "turns", "test_size"),
 }
-_ALL_EXTRA = {k for keys in _EXTRA_OPTIONS.values() for k in keys} | {"batch_size", "name"}
+_ALL_EXTRA = {k for keys in _EXTRA_OPTIONS.values() for k in keys} | {"batch_size"}
 
 
 def load_dataset(
