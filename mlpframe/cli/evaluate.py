@@ -1,0 +1,77 @@
+"""``python -m mlpframe evaluate ckpt_path=<file> [data=<name>]``: test a saved model.
+
+The model is rebuilt from the config stored in the checkpoint, its weights are
+loaded, and the test split of the checkpoint's data set (or of ``data=<name>``)
+is evaluated. The last line on stdout is a JSON object with ``test/acc`` and
+``test/loss``; nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from mlpframe.backend import get_backend
+from mlpframe.cli import build
+from mlpframe.cli.common import UserError, config_dir, fail, one_line, user_errors
+from mlpframe.config import ConfigError, validate_backend, validate_data, validate_model
+from mlpframe.engine import evaluate as evaluate_model
+from mlpframe.engine import load_checkpoint
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    c: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)
+    if not c.get("ckpt_path"):
+        raise ConfigError("ckpt_path", "is required: python -m mlpframe evaluate ckpt_path=<run dir>/checkpoints/best.npz")
+    if not (isinstance(c["batch_size"], int) and c["batch_size"] >= 1):
+        raise ConfigError("batch_size", f"must be an integer >= 1, got {c['batch_size']!r}")
+    validate_backend(c["backend"])
+    ckpt = load_checkpoint(c["ckpt_path"])
+    stored = ckpt.get("config") or {}
+    if not all(isinstance(stored.get(k), dict) for k in ("model", "data")):
+        raise UserError(f"ckpt_path: {ckpt.path} holds no model/data config to rebuild the model from")
+    data_cfg = c["data"] if c.get("data") else stored["data"]
+    validate_data(data_cfg)
+    validate_model(stored["model"], key="checkpoint model")
+    seed = int(stored.get("seed", 42))
+
+    be = get_backend(c["backend"]["name"], c["backend"]["device"])
+    ds = build.load_data(data_cfg, seed=seed, progress=False)
+    model = build.build_model(stored["model"], ds.num_features, ds.num_classes, seed=seed,
+                              dtype=stored.get("dtype", "float32")).to(be)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"ckpt_path: the weights in {ckpt.path} do not fit {data_cfg['name']} "
+                        f"({ds.num_features} features, {ds.num_classes} classes): {one_line(exc)}") from None
+    criterion = build.build_criterion(stored["model"])
+    loader = build.make_loader(ds.test, c["batch_size"], be, train=False)
+    result = evaluate_model(model, criterion, loader, be)
+    trainer_state = ckpt.get("trainer") or {}
+    return {
+        "test/acc": result["acc"],
+        "test/loss": result["loss"],
+        "n_samples": result["n"],
+        "data": data_cfg["name"],
+        "epoch": trainer_state.get("epoch"),
+        "ckpt_path": str(ckpt.path),
+        "backend": be.name,
+    }
+
+
+def evaluate(cfg: DictConfig) -> float:
+    try:
+        out = run(cfg)
+    except user_errors() as exc:
+        fail(one_line(exc))
+    # NaN is not JSON; null is what a JSON reader expects for "no value"
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+    print(json.dumps(clean), flush=True)
+    return float(out["test/acc"])
+
+
+main = hydra.main(version_base="1.3", config_path=config_dir(), config_name="evaluate")(evaluate)

@@ -1,0 +1,193 @@
+"""``python -m mlpframe train [overrides]``: one run in one Hydra run directory.
+
+Hydra composes and type-checks the config and makes the run folder; this module
+validates the values, builds data, model, optimizer and callbacks, and hands them
+to the :class:`~mlpframe.engine.Trainer`. It returns ``float(metrics[optimized_metric])``
+(NaN for a diverged or failed run) so that Hydra's sweepers can use it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import hydra
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from mlpframe.backend import get_backend
+from mlpframe.cli import build
+from mlpframe.cli.common import UserError, config_dir, fail, one_line, remove_if_only_hydra, user_errors
+from mlpframe.config import ConfigError, validate_train
+from mlpframe.engine import (
+    EarlyStopping, ModelCheckpoint, ProgressBar, TensorBoardLogger, Trainer, TrainResult, flatten_hparams,
+    load_checkpoint,
+)
+
+log = logging.getLogger("mlpframe")
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """``json.dump`` to a temp file beside ``path``, then rename over it (never half a file)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, allow_nan=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def interrupt_handlers(trainer: Trainer) -> Iterator[list[int]]:
+    """SIGINT/SIGTERM ask the trainer to stop after the current step; a second one aborts."""
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        trainer.request_interrupt()
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread (some launchers): leave signals alone
+            pass
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run(cfg: DictConfig, run_dir: Path) -> TrainResult:
+    """Everything between a composed config and a finished run; raises the user errors it finds."""
+    validate_train(cfg)
+    c: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # plain data from here on
+    be = get_backend(c["backend"]["name"], c["backend"]["device"])
+    ckpt = load_checkpoint(c["ckpt_path"]) if c["ckpt_path"] else None
+    be.seed(c["seed"])
+    tr = c["trainer"]
+    ds = build.load_data(c["data"], seed=c["seed"], progress=tr["progress_bar"])
+    batch_size = c["data"]["batch_size"]
+    train_loader = build.make_loader(ds.train, batch_size, be, train=True, seed=c["seed"])
+    if len(train_loader) == 0:
+        raise ConfigError("data.batch_size", f"{batch_size} is larger than the training set "
+                                             f"({len(ds.train[1])} samples): no full batch to train on")
+    val_loader = build.make_loader(ds.val, tr["eval_batch_size"], be, train=False) if len(ds.val[1]) else None
+    test_loader = build.make_loader(ds.test, tr["eval_batch_size"], be, train=False) if len(ds.test[1]) else None
+
+    model = build.build_model(c["model"], ds.num_features, ds.num_classes, seed=c["seed"], dtype=c["dtype"]).to(be)
+    criterion = build.build_criterion(c["model"])
+    optimizer = build.build_optimizer(c["optimizer"], model.parameters())
+    scheduler = build.build_scheduler(c["scheduler"], optimizer, tr["max_epochs"])
+
+    callbacks: list[Any] = [ProgressBar(enabled=tr["progress_bar"]), ModelCheckpoint(run_dir / "checkpoints")]
+    if tr["early_stopping_patience"] is not None:
+        callbacks.append(EarlyStopping(tr["early_stopping_patience"]))
+    if c["logger"]["name"] == "tensorboard":
+        callbacks.append(TensorBoardLogger(
+            run_dir / "tensorboard", config_text=OmegaConf.to_yaml(cfg, resolve=True),
+            hparams=flatten_hparams(c), histogram_every_n_epochs=tr["histogram_every_n_epochs"],
+            class_names=ds.class_names, flush_secs=c["logger"]["flush_secs"]))
+    trainer = Trainer(model, criterion, optimizer, be, scheduler=scheduler, max_epochs=tr["max_epochs"],
+                      grad_clip=tr["grad_clip"], log_every_n_steps=tr["log_every_n_steps"], seed=c["seed"],
+                      callbacks=callbacks, config=c)
+    if ckpt is not None:
+        try:
+            trainer.restore(ckpt)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"ckpt_path: {ckpt.path} does not fit this run's model/optimizer ({one_line(exc)})") \
+                from None
+        log.info("resuming from %s (epoch %d)", ckpt.path, trainer.state.epoch)
+
+    log.info("%s: %s, %d train / %d val / %d test samples, %d features, %d classes; backend %s",
+             run_dir, ds.name, len(ds.train[1]), len(ds.val[1]), len(ds.test[1]), ds.num_features,
+             ds.num_classes, be.name)
+    # overflow on the way to NaN warns on every op; divergence is detected and reported at the next sync
+    with interrupt_handlers(trainer), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        result = trainer.fit(train_loader, val_loader, test_loader, num_classes=ds.num_classes)
+    be.free_memory()
+    return result
+
+
+def summary(result: TrainResult, run_dir: Path) -> str:
+    m = result.metrics
+
+    def pct(x: float) -> str:
+        return f"{100 * x:.2f}%" if isinstance(x, float) and math.isfinite(x) else "n/a"
+
+    lines = [
+        f"status: {result.status}" + (f" ({result.message})" if result.message else ""),
+        f"best val acc {pct(m['val/acc_best'])} (epoch {m['best_epoch']}), "
+        f"test acc {pct(m['test/acc'])} (best-val weights), test loss {m['test/loss']:.4f}",
+        f"{m['epochs']} epochs, wall time {m['wall_time_s']:.1f}s, {m['samples_per_s']:,.0f} samples/s",
+        f"run dir: {run_dir}",
+    ]
+    if (run_dir / "tensorboard").is_dir():
+        lines.append(f"tensorboard --logdir {run_dir}")
+    return "\n".join(lines)
+
+
+def train(cfg: DictConfig) -> float:
+    """The Hydra task: run, write ``metrics.json``, return the optimized metric (NaN if it failed)."""
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    started = time.time()
+    try:
+        result = run(cfg, run_dir)
+    except user_errors() as exc:
+        message = one_line(exc)
+        if not multirun:
+            remove_if_only_hydra(run_dir)
+            fail(message)
+        # in a sweep one bad job must not stop the others: record it and report NaN
+        log.error("error: %s", message)
+        write_json_atomic(run_dir / "metrics.json", {"status": "failed", "error": message,
+                                                     "wall_time_s": time.time() - started})
+        return math.nan
+    except Exception as exc:
+        if not multirun:
+            raise
+        log.exception("job failed: %s", one_line(exc))
+        write_json_atomic(run_dir / "metrics.json", {"status": "failed", "error": f"{type(exc).__name__}: "
+                                                     f"{one_line(exc)}", "wall_time_s": time.time() - started})
+        return math.nan
+
+    metrics = dict(result.metrics)
+    metrics["message"] = result.message
+    metrics["wall_time_s"] = time.time() - started  # the whole run: data, training, test
+    result.metrics["wall_time_s"] = metrics["wall_time_s"]
+    write_json_atomic(run_dir / "metrics.json", metrics)
+    if result.status == "diverged":
+        log.warning("the run diverged: %s", result.message)
+    log.info(summary(result, run_dir))
+    if result.status == "interrupted":
+        last = run_dir / "checkpoints" / "last.npz"
+        hint = (f"resume with: python -m mlpframe train <same overrides> ckpt_path={last}" if last.is_file()
+                else "no epoch finished, so there is no checkpoint to resume from")
+        print(f"interrupted: {hint}", file=sys.stderr, flush=True)
+        sys.exit(130)
+    if result.status == "diverged":
+        return math.nan
+    objective = metrics.get(cfg.optimized_metric, math.nan)
+    return float(objective) if isinstance(objective, (int, float)) else math.nan
+
+
+main = hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")(train)

@@ -1,0 +1,170 @@
+"""Callbacks: what the :class:`~mlpframe.engine.Trainer` calls at its few sync points.
+
+Nothing here runs per step: hooks fire at fit start/end, epoch start/end and at
+the host syncs (every ``log_every_n_steps`` steps and at the end of each epoch),
+so a callback cannot slow the training loop down by more than those.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from mlpframe.engine.checkpoint import NonFiniteError, save_checkpoint
+
+if TYPE_CHECKING:
+    from mlpframe.engine.trainer import Trainer, TrainResult
+
+log = logging.getLogger("mlpframe")
+
+
+class Callback:
+    """Base class; every hook is a no-op. ``state_dict``/``load_state_dict`` survive resumes."""
+
+    name = "callback"
+
+    def on_fit_start(self, trainer: Trainer) -> None: ...
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int, num_batches: int) -> None: ...
+
+    def on_train_sync(self, trainer: Trainer, metrics: dict[str, float], steps: int) -> None:
+        """After a host sync inside an epoch: ``metrics`` hold ``train/loss``, ``train/acc`` of
+        the ``steps`` steps since the previous sync."""
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None: ...
+
+    def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None: ...
+
+    def teardown(self, trainer: Trainer) -> None:
+        """Always called last, also after an exception: close files here."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+# ------------------------------------------------------------------ progress
+def _pct(x: float) -> str:
+    return "  n/a " if x is None or not math.isfinite(x) else f"{100 * x:5.1f}%"
+
+
+def _num(x: float) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.4f}"
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch (updated at sync points only) and one summary line per epoch."""
+
+    name = "progress"
+
+    def __init__(self, enabled: bool = True, print_fn: Callable[[str], None] | None = None) -> None:
+        self.enabled = enabled
+        self.print_fn = print_fn or log.info
+        self._bar = None
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int, num_batches: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=num_batches, desc=f"epoch {epoch + 1}/{trainer.max_epochs}", leave=False,
+                         file=sys.stderr, dynamic_ncols=True, unit="step")
+
+    def on_train_sync(self, trainer: Trainer, metrics: dict[str, float], steps: int) -> None:
+        if self._bar is not None:
+            self._bar.update(steps)
+            self._bar.set_postfix(loss=f"{metrics['train/loss']:.4f}", acc=_pct(metrics["train/acc"]).strip(),
+                                  refresh=False)
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        self._close()
+        self.print_fn(
+            f"epoch {metrics['epoch']:>3}/{trainer.max_epochs}  "
+            f"train loss {_num(metrics['train/loss'])} acc {_pct(metrics['train/acc'])}  "
+            f"val loss {_num(metrics.get('val/loss'))} acc {_pct(metrics.get('val/acc'))}  "
+            f"best {_pct(metrics.get('val/acc_best'))}  lr {metrics['lr']:.3g}  "
+            f"{metrics['throughput/samples_per_s']:,.0f} samples/s  {metrics['epoch_time_s']:.2f}s"
+        )
+
+    def teardown(self, trainer: Trainer) -> None:
+        self._close()
+
+
+# --------------------------------------------------------------- checkpoints
+class ModelCheckpoint(Callback):
+    """``<dirpath>/last.npz`` after every epoch, ``<dirpath>/best.npz`` when val accuracy improved.
+
+    A write that fails (disk full, read-only folder) is reported and training goes
+    on; the previous file stays intact because writes are atomic. Weights with
+    NaN/inf are never written: the trainer is told the run diverged instead.
+    """
+
+    name = "checkpoint"
+    order = 100  # after the others, so their state for this epoch is in the file
+
+    def __init__(self, dirpath: str | Path, save_last: bool = True, save_best: bool = True) -> None:
+        self.dirpath = Path(dirpath)
+        self.save_last, self.save_best = save_last, save_best
+        self.last_path: Path | None = None
+        self.best_path: Path | None = None
+        self.failures = 0
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        want_best = self.save_best and metrics.get("improved", False)
+        if not (self.save_last or want_best):
+            return
+        state = trainer.checkpoint_state()
+        targets = ([("last", self.dirpath / "last.npz")] if self.save_last else [])
+        targets += [("best", self.dirpath / "best.npz")] if want_best else []
+        for kind, path in targets:
+            try:
+                save_checkpoint(path, state)
+            except NonFiniteError as exc:
+                trainer.stop("diverged", f"{exc}; keeping the previous checkpoint")
+                return
+            except OSError as exc:
+                self.failures += 1
+                log.warning("could not write checkpoint %s (%s); training continues", path,
+                            exc.strerror or exc)
+                continue
+            setattr(self, f"{kind}_path", path)
+
+
+# ------------------------------------------------------------ early stopping
+class EarlyStopping(Callback):
+    """Stop when ``val/acc`` has not improved for ``patience`` epochs in a row."""
+
+    name = "early_stopping"
+
+    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience: expected an integer >= 1, got {patience!r}")
+        self.patience, self.min_delta = patience, float(min_delta)
+        self.best = -math.inf
+        self.bad_epochs = 0
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        acc = metrics.get("val/acc")
+        if acc is None or not math.isfinite(acc):
+            return
+        if acc > self.best + self.min_delta:
+            self.best, self.bad_epochs = acc, 0
+            return
+        self.bad_epochs += 1
+        if self.bad_epochs >= self.patience:
+            trainer.stop("completed", f"early stopping: val/acc has not improved for {self.patience} epochs")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.bad_epochs = float(state["best"]), int(state["bad_epochs"])

@@ -1,0 +1,168 @@
+"""TensorBoard logging through tensorboardX (no PyTorch or TensorFlow needed).
+
+One writer per run directory. Scalars use the global step as x axis, so the
+per-interval training curves and the per-epoch validation points line up.
+Hyperparameters are attached to the run itself (not to a sub-run, which is what
+``SummaryWriter.add_hparams`` would do), so TensorBoard's HParams tab shows one
+row per run of a sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlpframe.engine.callbacks import Callback
+
+if TYPE_CHECKING:
+    from mlpframe.engine.trainer import Trainer, TrainResult
+
+log = logging.getLogger("mlpframe")
+
+HPARAM_METRICS = ("val/acc_best", "test/acc")
+EPOCH_SCALARS = ("val/loss", "val/acc", "val/acc_best", "lr", "throughput/samples_per_s")
+
+
+def flatten_hparams(config: Mapping[str, Any], prefix: str = "") -> dict[str, bool | int | float | str]:
+    """``{"optimizer.lr": 0.1, "model.hidden": "[256, 256]", …}``: the leaves of a nested config.
+
+    TensorBoard's HParams take only bool/int/float/str: lists become their string,
+    ``None`` becomes ``"None"``.
+    """
+    flat: dict[str, bool | int | float | str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_hparams(value, name + "."))
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        elif value is None:
+            flat[name] = "None"
+        elif isinstance(value, Sequence):
+            flat[name] = str(list(value))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def confusion_image(cm: np.ndarray, class_names: Sequence[str] | None = None) -> np.ndarray:
+    """An RGB ``(H, W, 3)`` uint8 rendering of a confusion matrix (rows true, columns predicted).
+
+    Drawn with matplotlib's Agg canvas directly, so no GUI backend and no pyplot state.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    C = cm.shape[0]
+    names = list(class_names) if class_names and len(class_names) == C else [str(i) for i in range(C)]
+    size = max(4.0, 0.45 * C + 2.0)
+    fig = Figure(figsize=(size, size), dpi=80)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    rows = cm.sum(axis=1, keepdims=True)
+    frac = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=np.float64), where=rows > 0)
+    ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(C), labels=names, rotation=90, fontsize=8)
+    ax.set_yticks(range(C), labels=names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if C <= 20:
+        for i in range(C):
+            for j in range(C):
+                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7,
+                        color="white" if frac[i, j] > 0.5 else "black")
+    acc = np.trace(cm) / max(int(cm.sum()), 1)
+    ax.set_title(f"test confusion matrix (acc {100 * acc:.1f}%)")
+    fig.tight_layout()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+class TensorBoardLogger(Callback):
+    """Scalars, histograms, the config, hparams and the test confusion matrix of one run.
+
+    Args:
+        log_dir: the writer's folder (``<run_dir>/tensorboard``); created at fit start.
+        config_text: the resolved config (YAML), shown in the Text tab.
+        hparams: the flattened config for the HParams tab (see :func:`flatten_hparams`).
+        histogram_every_n_epochs: weight and gradient histograms every N epochs; 0 disables.
+        class_names: tick labels of the confusion matrix.
+    """
+
+    name = "tensorboard"
+
+    def __init__(self, log_dir: str | Path, *, config_text: str | None = None,
+                 hparams: Mapping[str, Any] | None = None, histogram_every_n_epochs: int = 0,
+                 class_names: Sequence[str] | None = None, flush_secs: int = 30) -> None:
+        self.log_dir = Path(log_dir)
+        self.config_text = config_text
+        self.hparams = dict(hparams) if hparams else None
+        self.histogram_every_n_epochs = histogram_every_n_epochs
+        self.class_names = class_names
+        self.flush_secs = flush_secs
+        self.writer = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        from tensorboardX import SummaryWriter
+        from tensorboardX.summary import hparams as hparams_summaries
+
+        step = trainer.state.global_step
+        fresh = not any(self.log_dir.glob("events.out.tfevents.*"))
+        # resuming into the same folder: drop what the earlier process logged after its checkpoint
+        self.writer = SummaryWriter(logdir=str(self.log_dir), purge_step=None if fresh else step,
+                                    flush_secs=self.flush_secs)
+        if fresh:
+            if self.config_text:
+                # four-space indent: a Markdown code block in the Text tab
+                self.writer.add_text("config", "\n".join("    " + ln for ln in self.config_text.splitlines()), 0)
+            if self.hparams:
+                for summary in hparams_summaries(self.hparams, {m: 0.0 for m in HPARAM_METRICS}):
+                    self.writer.file_writer.add_summary(summary)
+
+    def on_train_sync(self, trainer: Trainer, metrics: dict[str, float], steps: int) -> None:
+        step = trainer.state.global_step
+        for tag in ("train/loss", "train/acc"):
+            self.writer.add_scalar(tag, metrics[tag], step)
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        step = trainer.state.global_step
+        for tag in EPOCH_SCALARS:
+            value = metrics.get(tag)
+            if value is not None and math.isfinite(value):
+                self.writer.add_scalar(tag, value, step)
+        self.writer.add_scalar("epoch", metrics["epoch"], step)
+        every = self.histogram_every_n_epochs
+        if every and metrics["epoch"] % every == 0:
+            self._histograms(trainer, step)
+
+    def _histograms(self, trainer: Trainer, step: int) -> None:
+        be = trainer.backend
+        for name, p in trainer.model.named_parameters():
+            self.writer.add_histogram(f"weights/{name}", be.to_numpy(p.data), step)
+            if p.grad is not None:
+                self.writer.add_histogram(f"grads/{name}", be.to_numpy(p.grad), step)
+
+    def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None:
+        step = trainer.state.global_step
+        for tag in ("test/acc", "test/loss"):
+            value = result.metrics.get(tag)
+            if value is not None and math.isfinite(value):
+                self.writer.add_scalar(tag, value, step)
+        if result.confusion is not None:
+            try:
+                image = confusion_image(result.confusion, self.class_names)
+            except Exception as exc:  # a plotting problem must not fail a finished run
+                log.warning("could not draw the confusion matrix (%s)", exc)
+            else:
+                self.writer.add_image("test/confusion_matrix", image, step, dataformats="HWC")
+        self.writer.flush()
+
+    def teardown(self, trainer: Trainer) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
