@@ -132,11 +132,13 @@ def write_cifar10_archive(
     *,
     extra_members: dict[str, bytes] | None = None,
     replace_members: dict[str, bytes] | None = None,
+    compresslevel: int = 9,
 ) -> Path:
     """Write ``cifar-10-python.tar.gz`` in the official layout (5 training batches).
 
     ``replace_members`` swaps a member's bytes (e.g. a planted pickle);
-    ``extra_members`` adds members under arbitrary names (e.g. ``../escape``).
+    ``extra_members`` adds members under arbitrary names (e.g. ``../escape``);
+    a low ``compresslevel`` makes full-size stand-ins quick to write.
     """
     path = Path(path)
     members: dict[str, bytes] = {}
@@ -149,7 +151,7 @@ def write_cifar10_archive(
     members.update(replace_members or {})
     full = {f"cifar-10-batches-py/{k}": v for k, v in members.items()}
     full.update(extra_members or {})
-    with tarfile.open(path, "w:gz") as tar:
+    with tarfile.open(path, "w:gz", compresslevel=compresslevel) as tar:
         folder = tarfile.TarInfo("cifar-10-batches-py")
         folder.type, folder.mode = tarfile.DIRTYPE, 0o755
         tar.addfile(folder)
