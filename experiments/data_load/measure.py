@@ -140,8 +140,9 @@ def main() -> None:
             results[mode]["seconds"] = sorted(times)[len(times) // 2]  # median
             results[mode]["rss_max_untraced"] = max(rss)
         train = results["warm"]["train_bytes"]
+        all_bytes = results["warm"]["all_bytes"]
         print(f"\nsplits {results['warm']['shapes']} {results['warm']['dtype']}; "
-              f"preprocessed training set {train / MiB:.0f} MiB, all splits {results['warm']['all_bytes'] / MiB:.0f} MiB")
+              f"preprocessed training set {train / MiB:.0f} MiB, all splits {all_bytes / MiB:.0f} MiB")
         print("| case | wall time (median) | peak traced memory | peak / training set | max RSS (process) |")
         print("|---|---|---|---|---|")
         names = {"cold": "first load (verify, extract, unpickle, preprocess, cache)",

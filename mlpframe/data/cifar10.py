@@ -32,11 +32,25 @@ from pathlib import Path
 import numpy as np
 
 from mlpframe.data.dataset import (
-    Dataset, apply_affine, cache_key, check_val_size, label_array, load_splits, resolve_root, save_splits,
+    Dataset,
+    apply_affine,
+    cache_key,
+    check_val_size,
+    label_array,
+    load_splits,
+    resolve_root,
+    save_splits,
     split_indices,
 )
 from mlpframe.data.download import (
-    Checksums, atomic_open, download_url, file_digests, remove_tree, safe_extract_tar, sha256_bytes, verify_file,
+    Checksums,
+    atomic_open,
+    download_url,
+    file_digests,
+    remove_tree,
+    safe_extract_tar,
+    sha256_bytes,
+    verify_file,
 )
 from mlpframe.data.errors import DataError
 from mlpframe.data.safe_pickle import restricted_loads

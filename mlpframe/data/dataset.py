@@ -83,7 +83,9 @@ def check_val_size(name: str, val_size: int, n_train: int) -> int:
     if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)):
         raise DataError(f"{name}: val_size={val_size!r} must be a whole number of samples")
     if not 0 <= val_size < n_train:
-        raise DataError(f"{name}: val_size={val_size} must be between 0 and {n_train - 1} (the training set has {n_train})")
+        raise DataError(
+            f"{name}: val_size={val_size} must be between 0 and {n_train - 1} (the training set has {n_train})"
+        )
     return int(val_size)
 
 

@@ -15,7 +15,6 @@ import http.client
 import logging
 import os
 import shutil
-import socket
 import tarfile
 import tempfile
 import urllib.error
@@ -160,10 +159,14 @@ def download_url(
                         done += len(chunk)
                         bar.update(len(chunk))
             if total is not None and done != total:
-                raise DataError(f"{what}: download of {url} broke off after {done} of {total} bytes; retry, or {hand_fix}")
+                raise DataError(
+                    f"{what}: download of {url} broke off after {done} of {total} bytes; retry, or {hand_fix}"
+                )
         except urllib.error.HTTPError as exc:
-            raise DataError(f"{what}: {url} answered HTTP {exc.code} {exc.reason}; check the url, or {hand_fix}") from None
-        except (urllib.error.URLError, http.client.HTTPException, socket.timeout, ConnectionError) as exc:
+            raise DataError(
+                f"{what}: {url} answered HTTP {exc.code} {exc.reason}; check the url, or {hand_fix}"
+            ) from None
+        except (TimeoutError, urllib.error.URLError, http.client.HTTPException, ConnectionError) as exc:
             reason = getattr(exc, "reason", None) or exc.__class__.__name__
             raise DataError(f"{what}: could not download {url} ({reason}); check the network, or {hand_fix}") from None
         except ValueError as exc:  # urlopen's "unknown url type"

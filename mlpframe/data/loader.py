@@ -62,13 +62,17 @@ class DataLoader:
         self.seed = int(seed)
         self.epoch = 0
         self.num_samples = int(len(y))
+        X_dev = None
         try:
-            self.X: Array = backend.asarray(X, dtype="float32")
+            X_dev = backend.asarray(X, dtype="float32")
+            self.X: Array = X_dev
             self.y: Array = backend.asarray(y, dtype="int64")
             self.on_device = True
         except MemoryError:  # CuPy's OutOfMemoryError is a MemoryError
             log.warning("the data set (%d samples) does not fit in device memory; batches are copied from the host",
                         self.num_samples)
+            del X_dev
+            self.__dict__.pop("X", None)
             backend.free_memory()
             self.X = np.ascontiguousarray(backend.to_numpy(X) if not isinstance(X, np.ndarray) else X,
                                           dtype=np.float32)

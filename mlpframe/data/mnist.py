@@ -31,7 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from mlpframe.data.dataset import (
-    Dataset, apply_affine, cache_key, check_val_size, label_array, load_splits, resolve_root, save_splits,
+    Dataset,
+    apply_affine,
+    cache_key,
+    check_val_size,
+    label_array,
+    load_splits,
+    resolve_root,
+    save_splits,
     split_indices,
 )
 from mlpframe.data.download import Checksums, download_url, verify_file

@@ -23,7 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from mlpframe.data.dataset import (
-    Dataset, apply_affine, cache_key, check_val_size, label_array, resolve_root, split_indices, standardizer,
+    Dataset,
+    apply_affine,
+    cache_key,
+    check_val_size,
+    label_array,
+    resolve_root,
+    split_indices,
+    standardizer,
 )
 from mlpframe.data.download import atomic_open
 from mlpframe.data.errors import DataError

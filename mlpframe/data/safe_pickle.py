@@ -52,5 +52,7 @@ def restricted_loads(data: bytes, *, source: str) -> object:
     except pickle.UnpicklingError as exc:
         raise DataError(f"{source} is not a plain CIFAR-10 batch ({exc}); refusing to load it") from None
     except (EOFError, ValueError, TypeError, IndexError, AttributeError, struct.error) as exc:
-        raise DataError(f"{source} is corrupt ({exc.__class__.__name__}: {exc}); delete it so it is re-extracted") from None
+        raise DataError(
+            f"{source} is corrupt ({exc.__class__.__name__}: {exc}); delete it so it is re-extracted"
+        ) from None
 

@@ -42,6 +42,6 @@ def mnist1d_session(tmp_path_factory):
     ds = load_dataset("mnist1d", root=root)
     np_after, py_after = np.random.get_state(), random.getstate()
     rng_untouched = py_before == py_after and all(
-        np.array_equal(a, b) for a, b in zip(np_before, np_after)
+        np.array_equal(a, b) for a, b in zip(np_before, np_after, strict=True)
     )
     return root, ds, rng_untouched

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpframe.data import DataError, DataLoader, load_dataset
-from mlpframe.data import cifar10
+from mlpframe.data import DataError, DataLoader, cifar10, load_dataset
 from mlpframe.data.testing import CIFAR10_CLASSES, cifar10_batch, random_cifar10, write_cifar10_archive
 
 from .helpers import md5_of, planted_pickle

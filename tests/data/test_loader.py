@@ -65,7 +65,7 @@ def test_order_is_a_function_of_seed_and_epoch():
 
     b = DataLoader(X, y, 8, be, shuffle=True, seed=5)
     b.set_epoch(2)  # resuming at the start of epoch 2 replays it exactly
-    for got, want in zip(epoch_rows(b), first[2]):
+    for got, want in zip(epoch_rows(b), first[2], strict=True):
         np.testing.assert_array_equal(got, want)
     assert b.epoch == 3
 
@@ -93,7 +93,7 @@ def test_numpy_and_array_api_strict_give_identical_batches():
     for loader in loaders:
         loader.set_epoch(4)
     strict = get_backend("array_api_strict")
-    pairs = list(zip(*loaders))
+    pairs = list(zip(*loaders, strict=True))
     assert len(pairs) == N // 16
     for (xn, yn), (xs, ys) in pairs:
         assert type(xs).__module__.startswith("array_api_strict")

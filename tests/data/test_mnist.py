@@ -8,8 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from mlpframe.data import DataError, load_dataset
-from mlpframe.data import mnist
+from mlpframe.data import DataError, load_dataset, mnist
 from mlpframe.data.testing import idx_bytes, write_idx_gz, write_mnist_files
 
 from .helpers import md5_of
