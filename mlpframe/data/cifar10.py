@@ -169,7 +169,10 @@ def _verified_folder(root: Path, expected: Checksums, *, download: bool, url: st
     if folder.is_dir() and marker is None:
         files = _official_folder_files(folder)
         if files is not None:
-            _write_marker(folder, {"official": True, "files": files})
+            try:  # records the check so later loads skip it; a read-only folder just repeats it
+                _write_marker(folder, {"official": True, "files": files})
+            except OSError as exc:
+                log.warning("could not record the verification in %s (%s)", folder, exc)
             return folder, files
         if not archive.is_file():
             raise DataError(

@@ -10,6 +10,7 @@ name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
 import logging
@@ -142,6 +143,13 @@ def download_url(
     hand_fix = f"download {url} by hand and put it at {dest}"
     md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
     log.info("downloading %s -> %s", url, dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(dest.parent, os.W_OK):
+            raise PermissionError(errno.EACCES, "permission denied")
+    except OSError as exc:
+        raise DataError(f"{what}: cannot write to {dest.parent} ({exc.strerror or exc}); choose a writable root"
+                        ) from None
     with atomic_path(dest) as tmp:
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
@@ -171,6 +179,9 @@ def download_url(
             raise DataError(f"{what}: could not download {url} ({reason}); check the network, or {hand_fix}") from None
         except ValueError as exc:  # urlopen's "unknown url type"
             raise DataError(f"{what}: bad url {url!r} ({exc})") from None
+        except OSError as exc:  # writing the file: disk full, quota
+            raise DataError(f"{what}: could not write {dest} ({exc.strerror or exc}); free space or choose another root"
+                            ) from None
         digests = {"md5": md5.hexdigest(), "sha256": sha.hexdigest()}
         bad = expected.mismatch(digests)
         if bad:

@@ -310,3 +310,24 @@ def test_train_one_epoch_on_downloaded_data(tmp_path, server):
             opt.step()
         assert np.isfinite(be.to_numpy(loss))
     assert accuracy(ds.val) > max(0.3, before + 0.1)
+
+
+def test_hand_extracted_official_folder_is_accepted(tmp_path, source, monkeypatch):
+    root = tmp_path / "root"
+    root.mkdir()
+    archive = write_cifar10_archive(tmp_path / "cifar-10-python.tar.gz", *source)
+    with tarfile.open(archive) as tar:
+        tar.extractall(root, filter="data")
+    folder = root / "cifar-10-batches-py"
+    # pretend the stand-in's files are the official ones: their per-file md5s are then known
+    monkeypatch.setattr(cifar10, "OFFICIAL_FILE_MD5", {n: md5_of(folder / n) for n in cifar10.OFFICIAL_FILE_MD5})
+    ds = load(root, download=False)
+    np.testing.assert_array_equal(ds.test[1], source[3])
+    assert json.loads((folder / cifar10.MARKER).read_text())["official"] is True
+
+    (folder / cifar10.MARKER).unlink()
+    for cache in root.glob("cifar10-preprocessed-*.npz"):
+        cache.unlink()
+    (folder / "test_batch").write_bytes((folder / "test_batch").read_bytes()[:-1] + b"X")
+    with pytest.raises(DataError, match="do not match the official"):
+        load(root, download=False)
