@@ -79,12 +79,14 @@ class DataLoader:
             self.y = np.ascontiguousarray(backend.to_numpy(y) if not isinstance(y, np.ndarray) else y,
                                           dtype=np.int64)
             self.on_device = False
-        stop = self.num_samples - self.num_samples % self.batch_size if self.drop_last else self.num_samples
-        self._starts = range(0, stop, self.batch_size)
+        N, B = self.num_samples, self.batch_size
+        end = N - N % B if self.drop_last else N
+        # stops clipped to N: the array API leaves out-of-bounds slice ends unspecified (strict refuses them)
+        self._bounds = [(i, min(i + B, N)) for i in range(0, end, B)]
 
     def __len__(self) -> int:
         """Batches per epoch."""
-        return len(self._starts)
+        return len(self._bounds)
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next ``iter()`` run epoch ``epoch`` (its shuffle order is fixed by ``seed`` and ``epoch``)."""
@@ -114,23 +116,23 @@ class DataLoader:
 
     def _sliced_batches(self) -> Iterator[tuple[Array, Array]]:
         # in order: contiguous views, no gather at all
-        X, y, B = self.X, self.y, self.batch_size
-        for i in self._starts:
-            yield X[i:i + B], y[i:i + B]
+        X, y = self.X, self.y
+        for i, j in self._bounds:
+            yield X[i:j, ...], y[i:j]  # the array API wants every axis indexed: "..."
 
     def _gathered_batches(self, epoch: int) -> Iterator[tuple[Array, Array]]:
-        X, y, B = self.X, self.y, self.batch_size
+        X, y = self.X, self.y
         take = self.backend.xp.take
         perm = self.backend.asarray(self.order(epoch))  # host -> device, once per epoch
-        for i in self._starts:
-            idx = perm[i:i + B]
+        for i, j in self._bounds:
+            idx = perm[i:j]
             yield take(X, idx, axis=0), take(y, idx, axis=0)
 
     def _host_batches(self, epoch: int) -> Iterator[tuple[Array, Array]]:
-        X, y, B, be = self.X, self.y, self.batch_size, self.backend
+        X, y, be = self.X, self.y, self.backend
         perm = self.order(epoch)
-        for i in self._starts:
-            idx = perm[i:i + B]
+        for i, j in self._bounds:
+            idx = perm[i:j]
             yield be.asarray(X[idx]), be.asarray(y[idx])  # host -> device per batch: the data did not fit
 
     def __repr__(self) -> str:
