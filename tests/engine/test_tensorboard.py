@@ -1,0 +1,93 @@
+"""TensorBoard output, read back with TensorBoard's own event readers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator, plugin_event_accumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from mlpframe import get_backend, nn, optim
+from mlpframe.data import DataLoader, load_dataset
+from mlpframe.engine import TensorBoardLogger, Trainer, confusion_image, flatten_hparams
+
+REQUIRED_SCALARS = {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/acc", "test/loss", "lr",
+                    "throughput/samples_per_s"}
+
+
+def read_scalars(log_dir):
+    acc = event_accumulator.EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "histograms": 0,
+                                                                         "images": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def hparams_session(log_dir) -> plugin_data_pb2.HParamsPluginData:
+    acc = plugin_event_accumulator.EventAccumulator(str(log_dir))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    data = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    return data, experiment
+
+
+def fit(log_dir, max_epochs=2, hist_every=1):
+    ds = load_dataset("synthetic", n_samples=400, num_classes=3, seed=0)
+    be = get_backend("numpy")
+    model = nn.MLP(2, [16], 3, rng=np.random.default_rng(0)).to(be)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    config = {"model": {"hidden": [16], "norm": None}, "optimizer": {"lr": 0.1}, "seed": 0}
+    tb = TensorBoardLogger(log_dir, config_text="model:\n  hidden: [16]\n", hparams=flatten_hparams(config),
+                           histogram_every_n_epochs=hist_every, class_names=ds.class_names)
+    trainer = Trainer(model, nn.CrossEntropyLoss(), opt, be, scheduler=optim.build_scheduler("none", opt),
+                      max_epochs=max_epochs, log_every_n_steps=3, callbacks=[tb])
+    loaders = (DataLoader(*ds.train, 32, be, shuffle=True, drop_last=True), DataLoader(*ds.val, 100, be),
+               DataLoader(*ds.test, 100, be))
+    return trainer, trainer.fit(*loaders, num_classes=3), tb
+
+
+def test_scalars_histograms_text_image_and_hparams(tmp_path):
+    trainer, result, tb = fit(tmp_path / "tb")
+    assert tb.writer is None, "the writer is closed after fit"
+    acc = read_scalars(tmp_path / "tb")
+    tags = acc.Tags()
+    assert REQUIRED_SCALARS <= set(tags["scalars"])
+    # train metrics at every sync, val metrics once per epoch, on the global-step axis
+    steps_per_epoch = 280 // 32
+    train_steps = [e.step for e in acc.Scalars("train/loss")]
+    assert train_steps == sorted(train_steps) and train_steps[-1] == 2 * steps_per_epoch
+    assert len(train_steps) == 2 * -(-steps_per_epoch // 3)
+    assert [e.step for e in acc.Scalars("val/acc")] == [steps_per_epoch, 2 * steps_per_epoch]
+    assert acc.Scalars("test/acc")[-1].value == pytest.approx(result.metrics["test/acc"])
+    assert acc.Scalars("val/acc_best")[-1].value == pytest.approx(result.metrics["val/acc_best"])
+    assert {"weights/0.weight", "grads/0.weight", "weights/2.bias"} <= set(tags["histograms"])
+    assert "test/confusion_matrix" in tags["images"]
+    assert acc.Images("test/confusion_matrix")[0].width > 100
+    assert "config/text_summary" in tags["tensors"]
+
+    session, experiment = hparams_session(tmp_path / "tb")
+    hp = session.session_start_info.hparams
+    assert hp["optimizer.lr"].number_value == pytest.approx(0.1)
+    assert hp["model.hidden"].string_value == "[16]"
+    assert hp["model.norm"].string_value == "None"
+    metrics = {m.name.tag for m in experiment.experiment.metric_infos}
+    assert metrics == {"val/acc_best", "test/acc"}
+    # one writer, one run: hparams are in the same folder as the scalars (no timestamped sub-run)
+    assert [p.name for p in (tmp_path / "tb").iterdir() if p.is_dir()] == []
+
+
+def test_histograms_can_be_switched_off(tmp_path):
+    fit(tmp_path / "tb", hist_every=0)
+    assert read_scalars(tmp_path / "tb").Tags()["histograms"] == []
+
+
+def test_flatten_hparams_types():
+    flat = flatten_hparams({"a": {"b": [1, 2], "c": None, "d": {"e": True}}, "f": 0.5, "g": "x", "h": (3,)})
+    assert flat == {"a.b": "[1, 2]", "a.c": "None", "a.d.e": True, "f": 0.5, "g": "x", "h": "[3]"}
+
+
+def test_confusion_image_is_an_rgb_picture():
+    cm = np.array([[5, 1], [0, 4]])
+    img = confusion_image(cm, ["cat", "dog"])
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+    assert img.min() < 100 < img.max()  # not a blank canvas
