@@ -34,6 +34,12 @@ def cli_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="session")
+def cli_environ(data_cache: Path) -> dict[str, str]:
+    """The environment ``run_cli`` uses, for tests that start ``python -m mlpframe`` themselves."""
+    return cli_env(data_cache)
+
+
 RunCli = Callable[..., subprocess.CompletedProcess]
 
 

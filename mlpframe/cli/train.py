@@ -75,8 +75,11 @@ def interrupt_handlers(trainer: Trainer) -> Iterator[list[int]]:
             signal.signal(sig, old)
 
 
-def run(cfg: DictConfig, run_dir: Path) -> TrainResult:
-    """Everything between a composed config and a finished run; raises the user errors it finds."""
+def run(cfg: DictConfig, run_dir: Path) -> tuple[TrainResult, list[int]]:
+    """Everything between a composed config and a finished run; raises the user errors it finds.
+
+    Returns the result and the signals (SIGINT/SIGTERM) that interrupted it, if any.
+    """
     validate_train(cfg)
     c: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # plain data from here on
     be = get_backend(c["backend"]["name"], c["backend"]["device"])
@@ -120,10 +123,10 @@ def run(cfg: DictConfig, run_dir: Path) -> TrainResult:
              run_dir, ds.name, len(ds.train[1]), len(ds.val[1]), len(ds.test[1]), ds.num_features,
              ds.num_classes, be.name)
     # overflow on the way to NaN warns on every op; divergence is detected and reported at the next sync
-    with interrupt_handlers(trainer), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    with interrupt_handlers(trainer) as received, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         result = trainer.fit(train_loader, val_loader, test_loader, num_classes=ds.num_classes)
     be.free_memory()
-    return result
+    return result, received
 
 
 def summary(result: TrainResult, run_dir: Path) -> str:
@@ -151,7 +154,7 @@ def train(cfg: DictConfig) -> float:
     multirun = hc.mode == RunMode.MULTIRUN
     started = time.time()
     try:
-        result = run(cfg, run_dir)
+        result, received = run(cfg, run_dir)
     except user_errors() as exc:
         message = one_line(exc)
         if not multirun:
@@ -183,7 +186,7 @@ def train(cfg: DictConfig) -> float:
         hint = (f"resume with: python -m mlpframe train <same overrides> ckpt_path={last}" if last.is_file()
                 else "no epoch finished, so there is no checkpoint to resume from")
         print(f"interrupted: {hint}", file=sys.stderr, flush=True)
-        sys.exit(130)
+        sys.exit(128 + (received[0] if received else signal.SIGINT))  # the shell's convention
     if result.status == "diverged":
         return math.nan
     objective = metrics.get(cfg.optimized_metric, math.nan)

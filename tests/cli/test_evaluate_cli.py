@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from tests.cli.test_train_cli import FAST, assert_one_line_error, read_json
+from .helpers import FAST, assert_one_line_error, read_json
 
 
 @pytest.fixture

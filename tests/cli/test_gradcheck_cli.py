@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import pytest
+
 from mlpframe.cli.gradcheck import table
 
 
@@ -23,6 +25,16 @@ def test_gradcheck_exits_1_when_a_check_fails(run_cli):
     proc = run_cli("gradcheck", "rtol=1e-300")
     assert proc.returncode == 1
     assert "FAIL" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_gradcheck_on_cupy_without_a_gpu_is_one_line_status_2(run_cli):
+    from mlpframe.backend import cupy_available
+
+    if cupy_available():
+        pytest.skip("a usable GPU is present")
+    proc = run_cli("gradcheck", "+backend=cupy")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "CuPy" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_table_reports_each_modules_worst_gradient():

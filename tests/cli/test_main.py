@@ -14,7 +14,7 @@ from mlpframe.__main__ import rewrite_override, usage
 from mlpframe.cli.common import config_dir
 from mlpframe.cli.train import train
 
-from tests.cli.test_train_cli import FAST
+from .helpers import FAST
 
 
 @pytest.mark.parametrize("arg, expected", [

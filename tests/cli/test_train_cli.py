@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import subprocess
@@ -17,35 +16,19 @@ from tensorboard.backend.event_processing import event_accumulator, plugin_event
 from mlpframe.backend import cupy_available
 from mlpframe.engine import load_checkpoint
 
-# a run that takes about a second: 2-d spirals, a small MLP
-FAST = ["data=synthetic", "data.n_samples=600", "model.hidden=[32,32]", "trainer.max_epochs=2",
-        "trainer.progress_bar=false"]
+from .helpers import FAST, assert_one_line_error, read_json
+
 TAGS = {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/acc", "test/loss", "lr",
         "throughput/samples_per_s"}
 METRIC_KEYS = {"val/acc_best", "test/acc", "test/loss", "epochs", "wall_time_s", "samples_per_s", "status"}
 
 
-def assert_one_line_error(proc, *needles: str) -> None:
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr + proc.stdout
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(path.read_text())
-
-
 @pytest.fixture(scope="module")
-def default_run(tmp_path_factory, data_cache):
+def default_run(tmp_path_factory, cli_environ):
     """The plain `python -m mlpframe train` (MNIST-1D, MLP, SGD), in a fresh folder."""
-    from tests.conftest import cli_env
-
     cwd = tmp_path_factory.mktemp("default")
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "mlpframe", "train"], cwd=cwd, env=cli_env(data_cache),
+    proc = subprocess.run([sys.executable, "-m", "mlpframe", "train"], cwd=cwd, env=cli_environ,
                           capture_output=True, text=True, timeout=300)
     elapsed = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -216,11 +199,9 @@ def test_multirun_two_jobs_one_folder_each_and_no_leaked_state(run_cli, tmp_path
         assert (j / "checkpoints/best.npz").is_file() and (j / "train.log").is_file()
 
 
-def test_sigterm_checkpoints_marks_interrupted_and_says_how_to_resume(tmp_path, data_cache):
-    from tests.conftest import cli_env
-
+def test_sigterm_checkpoints_marks_interrupted_and_says_how_to_resume(tmp_path, cli_environ):
     proc = subprocess.Popen([sys.executable, "-m", "mlpframe", "train", *FAST, "trainer.max_epochs=100000",
-                             "logger=none", "hydra.run.dir=run"], cwd=tmp_path, env=cli_env(data_cache),
+                             "logger=none", "hydra.run.dir=run"], cwd=tmp_path, env=cli_environ,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     last = tmp_path / "run/checkpoints/last.npz"
     deadline = time.time() + 120
@@ -229,7 +210,7 @@ def test_sigterm_checkpoints_marks_interrupted_and_says_how_to_resume(tmp_path, 
     assert last.exists(), "no checkpoint appeared"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode not in (0, 2) and "Traceback" not in err
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err
     assert read_json(tmp_path / "run/metrics.json")["status"] == "interrupted"
     assert f"ckpt_path={last}" in err and len(err.strip().splitlines()) == 1
     assert load_checkpoint(last)["trainer"]["epoch"] >= 1
