@@ -114,7 +114,8 @@ class TensorBoardLogger(Callback):
         step = trainer.state.global_step
         fresh = not any(self.log_dir.glob("events.out.tfevents.*"))
         # resuming into the same folder: drop what the earlier process logged after its checkpoint
-        self.writer = SummaryWriter(logdir=str(self.log_dir), purge_step=None if fresh else step,
+        # (the checkpointed epoch's own points sit at `step` itself and stay)
+        self.writer = SummaryWriter(logdir=str(self.log_dir), purge_step=None if fresh else step + 1,
                                     flush_secs=self.flush_secs)
         if fresh:
             if self.config_text:

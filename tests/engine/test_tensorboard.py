@@ -91,3 +91,28 @@ def test_confusion_image_is_an_rgb_picture():
     img = confusion_image(cm, ["cat", "dog"])
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
     assert img.min() < 100 < img.max()  # not a blank canvas
+
+
+def test_resuming_into_the_same_folder_replaces_what_came_after_the_checkpoint(tmp_path):
+    from mlpframe.engine import ModelCheckpoint, load_checkpoint
+
+    log_dir = tmp_path / "tb"
+    first, _, _ = fit(log_dir, max_epochs=1)
+    state = first.checkpoint_state()
+    # the first process went on to epoch 3 before it was killed; its epochs 2-3 are in the events
+    first.max_epochs = 3
+    tb = TensorBoardLogger(log_dir)
+    first.callbacks = [tb]
+    ds = load_dataset("synthetic", n_samples=400, num_classes=3, seed=0)
+    be = first.backend
+    first.fit(DataLoader(*ds.train, 32, be, shuffle=True, drop_last=True), DataLoader(*ds.val, 100, be))
+
+    resumed, result, _ = fit(tmp_path / "unused", max_epochs=0)
+    resumed.restore(state)
+    resumed.max_epochs = 3
+    resumed.callbacks = [TensorBoardLogger(log_dir), ModelCheckpoint(tmp_path / "ck")]
+    resumed.fit(DataLoader(*ds.train, 32, be, shuffle=True, drop_last=True), DataLoader(*ds.val, 100, be))
+    assert load_checkpoint(tmp_path / "ck" / "last.npz")["trainer"]["epoch"] == 3
+
+    steps = [e.step for e in read_scalars(log_dir).Scalars("val/acc")]
+    assert steps == sorted(set(steps)) and len(steps) == 3, steps
