@@ -1,10 +1,10 @@
 """A sweep's runs side by side: a ranked table, ``report.md``, ``report.csv`` and a plot.
 
-A run is any folder under the sweep dir that holds ``.hydra/overrides.yaml`` (what
-Hydra writes for every job). Its numbers come from the ``metrics.json`` the train
-command writes at the end; a run without one (the job raised, or the sweep was
-killed while it ran) is listed with status ``no metrics`` rather than dropped, and
-so are diverged and pruned runs. The table keeps only the overrides that differ
+A run is any folder under the sweep dir that holds ``.hydra/`` (Hydra writes it,
+with the job's ``overrides.yaml``, for every job). Its numbers come from the
+``metrics.json`` the train command writes at the end; a run without one (the job
+was killed) is listed with status ``no metrics`` rather than dropped, and so are
+failed, diverged and pruned runs. The table keeps only the overrides that differ
 between runs: the sweep's axes.
 
 No Hydra here: the folders are plain files, read with PyYAML and json.
@@ -101,9 +101,12 @@ def read_run(run_dir: Path, sweep_dir: Path) -> Run:
 
 
 def find_run_dirs(sweep_dir: Path) -> list[Path]:
-    """Folders holding ``.hydra/overrides.yaml`` (the sweep dir itself when it is one run)."""
-    found = sorted({p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")})
-    return found
+    """Folders holding a ``.hydra/`` folder (the sweep dir itself when it is one run).
+
+    Not only those with ``.hydra/overrides.yaml``: a job killed while Hydra was
+    still writing its configs has none, and is a run to list all the same.
+    """
+    return sorted({p.parent for p in sweep_dir.rglob(".hydra") if p.is_dir()})
 
 
 def sweep_settings(sweep_dir: Path) -> tuple[str, bool]:
@@ -136,7 +139,7 @@ def collect(sweep_dir: str | os.PathLike, objective: str | None = None, maximize
         raise ReportError(f"{root}: no such directory (pass a sweep dir such as multirun/<date>/<time>)")
     dirs = find_run_dirs(root)
     if not dirs:
-        raise ReportError(f"{root}: no runs in it (no */.hydra/overrides.yaml); is this a sweep dir?")
+        raise ReportError(f"{root}: no runs in it (no */.hydra/ folder); is this a sweep dir?")
     default_obj, default_max = sweep_settings(root)
     objective = objective or default_obj
     maximize = default_max if maximize is None else maximize

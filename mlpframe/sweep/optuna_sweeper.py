@@ -26,6 +26,7 @@ parsing and trial configuration this reuses):
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
@@ -149,6 +150,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         space.update(override_space)
         for name in fixed_params:
             space.pop(name, None)
+        self._build_grid_sampler(space)
         directions = self._get_directions()
 
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -178,6 +180,16 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                     r.return_value  # re-raises the job's exception with its traceback
             to_go -= batch
         self._save_results(study, directions, sweep_dir)
+
+    def _build_grid_sampler(self, space: dict[str, Any]) -> None:
+        """``hydra/sweeper/sampler=grid`` is configured as a partial: give it the search space (as upstream)."""
+        import optuna
+
+        if isinstance(self.sampler, functools.partial) and self.sampler.func == optuna.samplers.GridSampler:
+            grid = {name: self._to_grid_sampler_choices(d) for name, d in space.items()}
+            self.sampler = self.sampler(grid)
+            self.n_trials = min(self.n_trials, math.prod(len(v) for v in grid.values()))
+            log.info("GridSampler: %d trials cover the grid", self.n_trials)
 
     def _tell(self, study: Any, trial: Any, ret: JobReturn, directions: list[str]) -> Exception | None:
         """Record one job's outcome; returns the exception of a job that failed (not one that diverged)."""
