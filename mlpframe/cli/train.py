@@ -108,6 +108,12 @@ def run(cfg: DictConfig, run_dir: Path) -> tuple[TrainResult, list[int]]:
             run_dir / "tensorboard", config_text=OmegaConf.to_yaml(cfg, resolve=True),
             hparams=flatten_hparams(c), histogram_every_n_epochs=tr["histogram_every_n_epochs"],
             class_names=ds.class_names, flush_secs=c["logger"]["flush_secs"]))
+    if os.environ.get("MLPFRAME_OPTUNA_TRIAL_ID"):  # a trial of hydra/sweeper=mlpframe_optuna: may be pruned
+        from mlpframe.sweep.pruning import pruning_callback
+
+        pruning = pruning_callback()
+        if pruning is not None:
+            callbacks.append(pruning)
     trainer = Trainer(model, criterion, optimizer, be, scheduler=scheduler, max_epochs=tr["max_epochs"],
                       grad_clip=tr["grad_clip"], log_every_n_steps=tr["log_every_n_steps"], seed=c["seed"],
                       callbacks=callbacks, config=c)
