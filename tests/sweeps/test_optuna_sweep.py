@@ -117,3 +117,30 @@ def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, data_c
     # the report lists the killed run as such
     rep = mlpframe("report", str(sweep), cwd=tmp_path, data_dir=data_cache)
     assert rep.returncode == 0 and "1 (no metrics)" in rep.stdout
+
+
+def test_pruning_stops_trials_that_fall_below_the_median(tmp_path, data_cache):
+    """lr=1e-7 cannot learn in an epoch: once a good trial completed, such trials are pruned."""
+    sweep = tmp_path / "sweep"
+    proc = mlpframe(*sweep_args(sweep, 5, "trainer.max_epochs=4", "hydra.sweeper.pruner=median",
+                                "hydra.sweeper.pruner_kwargs.n_startup_trials=1",
+                                "hydra.sweeper.pruner_kwargs.n_warmup_steps=0",
+                                "optimizer.lr=choice(0.05,0.0000001)", "optimizer=sgd", "model.width=32",
+                                "model.depth=1", "optimizer.weight_decay=0.0"), cwd=tmp_path, data_dir=data_cache)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = load(sweep).get_trials()
+    dirs = {int(d.name.split("_", 1)[0]): d for d in run_dirs(sweep)}
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, [(t.params, t.state) for t in trials]
+    for t in trials:
+        m = read_metrics(dirs[t.number])
+        assert sorted(t.intermediate_values) == list(range(1, m["epochs"] + 1))  # val/acc after every epoch
+        if t.state == TrialState.PRUNED:
+            assert t.params["optimizer.lr"] == 1e-7
+            assert m["status"] == "pruned" and m["epochs"] < 4
+            assert t.value == t.intermediate_values[m["epochs"]]
+        else:
+            assert t.state == TrialState.COMPLETE and m["status"] == "completed" and m["epochs"] == 4
+    assert any(t.params["optimizer.lr"] == 0.05 and t.state == TrialState.COMPLETE for t in trials)
+    rep = mlpframe("report", str(sweep), cwd=tmp_path, data_dir=data_cache)
+    assert f"{pruned[0].number} (pruned)" in rep.stdout
