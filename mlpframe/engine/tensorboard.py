@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,8 +117,11 @@ class TensorBoardLogger(Callback):
         fresh = not any(self.log_dir.glob("events.out.tfevents.*"))
         # resuming into the same folder: drop what the earlier process logged after its checkpoint
         # (the checkpointed epoch's own points sit at `step` itself and stay)
+        # event files are named by the second; a writer opened in the same second as an earlier one
+        # would reuse its name and truncate it, so add the sub-second part (keeps name order = time order)
+        suffix = f".{time.time_ns() % 1_000_000_000:09d}.{os.getpid()}"
         self.writer = SummaryWriter(logdir=str(self.log_dir), purge_step=None if fresh else step + 1,
-                                    flush_secs=self.flush_secs)
+                                    flush_secs=self.flush_secs, filename_suffix=suffix)
         if fresh:
             if self.config_text:
                 # four-space indent: a Markdown code block in the Text tab
