@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from mlpframe.report import ReportError, collect, format_table, rows, write_report
 
@@ -37,7 +38,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
+    """The command; returns its exit status (0, or 2 for a bad sweep dir)."""
     args = parser().parse_args(argv)
     try:
         report = collect(args.sweep_dir, objective=args.metric, maximize=args.maximize)
@@ -63,5 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    sys.exit(run(argv))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -55,7 +55,8 @@ class OptunaPruning(Callback):
             return
         epoch = int(metrics["epoch"])
         self.trial.report(float(value), step=epoch)
-        if self.trial.should_prune():
+        # after the last epoch there is nothing left to save: the run completes
+        if epoch < getattr(trainer, "max_epochs", epoch + 1) and self.trial.should_prune():
             self.pruned_at = epoch
             self.trial.set_user_attr(S.ATTR_PRUNED, True)
             pruner = type(self.trial.study.pruner).__name__

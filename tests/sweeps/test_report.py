@@ -10,7 +10,7 @@ import math
 import pytest
 import yaml
 
-from mlpframe.cli.report import main as report_main
+from mlpframe.cli.report import run as report_main
 from mlpframe.report import NO_METRICS, ReportError, collect, write_report
 
 
@@ -109,6 +109,12 @@ def test_bad_sweep_dir_is_one_line_and_status_2(tmp_path, capsys, make, needle):
     assert not (tmp_path / "report.md").exists()
     with pytest.raises(ReportError):
         collect(make(tmp_path))
+
+
+def test_python_m_mlpframe_report_exits_with_the_status(tmp_path, run_cli):
+    proc = run_cli("report", str(tmp_path / "missing"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no such directory" in proc.stderr
+    assert proc.stdout == ""
 
 
 def test_bad_arguments_are_one_line_and_status_2(capsys):

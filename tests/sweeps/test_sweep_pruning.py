@@ -17,7 +17,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # optuna 
 
 
 class FakeTrainer:
-    def __init__(self) -> None:
+    def __init__(self, max_epochs: int = 10) -> None:
+        self.max_epochs = max_epochs
         self.stopped: tuple[str, str] | None = None
 
     def stop(self, status: str, message: str = "") -> None:
@@ -66,6 +67,14 @@ def test_a_good_trial_runs_to_the_end(study):
     result = TrainResult(status="completed", metrics={"status": "completed"}, history=[])
     cb.on_fit_end(trainer, result)
     assert result.status == "completed"
+
+
+def test_the_last_epoch_is_reported_but_never_pruned(study):
+    trainer, cb = FakeTrainer(max_epochs=2), OptunaPruning(study.ask())
+    epoch_end(cb, trainer, 1, 0.56)
+    epoch_end(cb, trainer, 2, 0.40)  # below the median, but the run is over anyway
+    assert trainer.stopped is None and cb.pruned_at is None
+    assert study._storage.get_trial(cb.trial._trial_id).intermediate_values == {1: 0.56, 2: 0.40}
 
 
 def test_a_diverged_run_keeps_its_status(study):
