@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import cli_env
+
+# optuna 2.x runs on SQLAlchemy 1.4 (sqlite storage needs < 2), which warns about 2.0 on import
+os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 
 # one job in well under a second: 2-d spirals, a tiny MLP, one epoch, no histograms
 FAST = ["data=synthetic", "data.n_samples=600", "trainer.max_epochs=1", "trainer.progress_bar=false",

@@ -18,7 +18,6 @@ from tests.conftest import cli_env
 from tests.sweeps.conftest import FAST, mlpframe, overrides, read_metrics, run_dirs
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # optuna 2.x on SQLAlchemy 1.4
 
 STUDY = "mnist1d_mlp"
 
@@ -82,7 +81,7 @@ def test_optuna_sweep_of_three_trials_reports_the_best_and_resumes(tmp_path, dat
 def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, data_cache):
     sweep = tmp_path / "sweep"
     # slower trials, so that the kill lands inside trial 1
-    args = sweep_args(sweep, 3, "data.n_samples=3000", "trainer.max_epochs=4")
+    args = sweep_args(sweep, 3, "data.n_samples=1500", "trainer.max_epochs=3")
     proc = subprocess.Popen([sys.executable, "-m", "mlpframe", *args], cwd=tmp_path, env=cli_env(data_cache),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 240
@@ -122,7 +121,7 @@ def test_killed_sweep_resumes_without_repeating_finished_trials(tmp_path, data_c
 def test_pruning_stops_trials_that_fall_below_the_median(tmp_path, data_cache):
     """lr=1e-7 cannot learn in an epoch: once a good trial completed, such trials are pruned."""
     sweep = tmp_path / "sweep"
-    proc = mlpframe(*sweep_args(sweep, 5, "trainer.max_epochs=4", "hydra.sweeper.pruner=median",
+    proc = mlpframe(*sweep_args(sweep, 4, "trainer.max_epochs=3", "hydra.sweeper.pruner=median",
                                 "hydra.sweeper.pruner_kwargs.n_startup_trials=1",
                                 "hydra.sweeper.pruner_kwargs.n_warmup_steps=0",
                                 "optimizer.lr=choice(0.05,0.0000001)", "optimizer=sgd", "model.width=32",
@@ -137,10 +136,10 @@ def test_pruning_stops_trials_that_fall_below_the_median(tmp_path, data_cache):
         assert sorted(t.intermediate_values) == list(range(1, m["epochs"] + 1))  # val/acc after every epoch
         if t.state == TrialState.PRUNED:
             assert t.params["optimizer.lr"] == 1e-7
-            assert m["status"] == "pruned" and m["epochs"] < 4
+            assert m["status"] == "pruned" and m["epochs"] < 3
             assert t.value == t.intermediate_values[m["epochs"]]
         else:
-            assert t.state == TrialState.COMPLETE and m["status"] == "completed" and m["epochs"] == 4
+            assert t.state == TrialState.COMPLETE and m["status"] == "completed" and m["epochs"] == 3
     assert any(t.params["optimizer.lr"] == 0.05 and t.state == TrialState.COMPLETE for t in trials)
     rep = mlpframe("report", str(sweep), cwd=tmp_path, data_dir=data_cache)
     assert f"{pruned[0].number} (pruned)" in rep.stdout

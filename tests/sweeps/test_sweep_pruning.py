@@ -13,7 +13,6 @@ from mlpframe.sweep import study as S
 from mlpframe.sweep.pruning import OptunaPruning, pruning_callback
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # optuna 2.x on SQLAlchemy 1.4
 
 
 class FakeTrainer:
