@@ -166,17 +166,20 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(f"ckpt_path: {str(path)!r} is not a file; pass the path of a checkpoints/*.npz file")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise ValueError("a single .npy array, not an .npz archive")
-            if META_KEY not in npz.files:
-                raise ValueError("no checkpoint description inside")
-            meta = json.loads(npz[META_KEY].tobytes().decode("utf-8"))
-            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-                raise ValueError("not written by mlpframe")
-            if meta.get("version") != VERSION:
-                raise ValueError(f"format version {meta.get('version')!r}, this mlpframe reads {VERSION}")
-            arrays = {k: npz[k] for k in npz.files if k != META_KEY}
+        # our own handle: np.load leaks the one it opens when the zip turns out to be truncated
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":  # .npz is a zip archive; anything else (pickle, .npy) is not ours
+                raise ValueError("not an .npz archive")
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as npz:
+                if META_KEY not in npz.files:
+                    raise ValueError("no checkpoint description inside")
+                meta = json.loads(npz[META_KEY].tobytes().decode("utf-8"))
+                if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                    raise ValueError("not written by mlpframe")
+                if meta.get("version") != VERSION:
+                    raise ValueError(f"format version {meta.get('version')!r}, this mlpframe reads {VERSION}")
+                arrays = {k: npz[k] for k in npz.files if k != META_KEY}
         state = _unflatten(meta["state"], arrays)
     except CheckpointError:
         raise
