@@ -20,7 +20,8 @@ def _numbers(values: list[str]) -> list[float] | None:
 
 
 def plot_objective(report: Report) -> bytes:
-    """A PNG: one scatter panel per axis; runs without a finite objective as red crosses at the bottom."""
+    """A PNG: one scatter panel per axis; pruned runs hollow, runs without a finite objective as red
+    crosses at the bottom, the best run as a star."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -52,11 +53,16 @@ def plot_objective(report: Report) -> bytes:
             positive = [x for x in xs if x > 0]
             if len(positive) == len(xs) and max(xs) / min(xs) > 20:
                 ax.set_xscale("log")
-        ok = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y)]
+        statuses = [run.status for run in report.runs]
+        ok = [(x, y) for x, y, st in zip(xs, ys, statuses) if math.isfinite(y) and st != "pruned"]
+        pruned = [(x, y) for x, y, st in zip(xs, ys, statuses) if math.isfinite(y) and st == "pruned"]
         bad = [x for x, y in zip(xs, ys) if not math.isfinite(y)]
         if ok:
             ax.scatter([p[0] for p in ok], [p[1] for p in ok], s=28, color="tab:blue", alpha=0.8,
                        label="runs")
+        if pruned:  # stopped early: their best is from fewer epochs
+            ax.scatter([p[0] for p in pruned], [p[1] for p in pruned], s=28, facecolors="none",
+                       edgecolors="tab:gray", label="pruned")
         if bad:
             ax.scatter(bad, [bottom] * len(bad), marker="x", s=40, color="tab:red",
                        label="diverged / failed / no metrics")
