@@ -14,6 +14,21 @@ from mlpframe.backend import Array, array_namespace
 from mlpframe.nn.module import Identity, Module
 
 
+def _zero_row(module: Module, x: Array, xp) -> Array:
+    """A cached ``(D,)`` row of zeros for ``max(x, 0)``/``min(x, 0)`` on ``x`` of shape ``(..., D)``.
+
+    Same numbers as the scalar 0, but NumPy vectorises ``maximum`` only between
+    arrays: against a broadcast row it runs ~2.5x faster than against the scalar
+    (whose loop is not vectorised). Cached because a fresh array of zeros costs more
+    than the ``maximum`` itself (new pages).
+    """
+    z = module.cache.get("zeros")
+    D = x.shape[-1]
+    if z is None or z.shape[0] != D or z.dtype != x.dtype:
+        z = module.cache["zeros"] = xp.zeros((D,), dtype=x.dtype, device=x.device)
+    return z
+
+
 class ReLU(Module):
     """``y = max(x, 0)``;  ``grad_x = grad_y ⊙ [y > 0]``.
 
@@ -25,7 +40,7 @@ class ReLU(Module):
 
     def forward(self, x: Array) -> Array:
         xp = array_namespace(x)
-        y = xp.maximum(x, 0.0)
+        y = xp.maximum(x, _zero_row(self, x, xp))
         self.cache["y"] = y
         return y
 
@@ -77,10 +92,11 @@ class ELU(Module):
         # y = max(x, 0) + alpha expm1(min(x, 0)): each branch adds an exact 0 to the other, so
         # this equals the piecewise form without a where (slow in NumPy); expm1 of min(x, 0)
         # is exact near 0 and never overflows for large positive x
-        y = xp.expm1(xp.minimum(x, 0.0))
+        zero = _zero_row(self, x, xp)
+        y = xp.expm1(xp.minimum(x, zero))
         if self.alpha != 1.0:
             y *= self.alpha
-        y += xp.maximum(x, 0.0)
+        y += xp.maximum(x, zero)
         self.cache["y"] = y
         return y
 
@@ -89,7 +105,7 @@ class ELU(Module):
         y = self.cached("y")
         if self.alpha == 1.0:
             # h'(x) = min(y, 0) + 1: 1 where y > 0 and y + alpha elsewhere, without a where
-            grad_x = xp.minimum(y, 0.0)
+            grad_x = xp.minimum(y, _zero_row(self, y, xp))
             grad_x += 1.0
             grad_x *= grad_y
             return grad_x
