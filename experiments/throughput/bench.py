@@ -86,20 +86,94 @@ def set_threads(requested: int | None) -> tuple[int, str]:
 
 
 # ------------------------------------------------------------------- timing
-def time_trials(runners: dict[str, S.Runner], steps: int, trials: int, batch: int) -> dict[str, list[float]]:
-    """Samples/s of each runner over ``trials`` alternating trials of ``steps`` steps."""
+class OtherLoad:
+    """CPU time that other processes take while we measure, from /proc/stat (Linux; else None).
+
+    On a shared machine a trial that overlapped someone else's job is not a
+    measurement of either framework; the report shows this load, and
+    ``--wait-idle`` delays each trial until the machine has been idle briefly.
+    """
+
+    def __init__(self) -> None:
+        self.hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.ok = self._busy() is not None
+
+    @staticmethod
+    def _busy() -> float | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [float(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        return sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0.0)  # all but idle and iowait
+
+    def snapshot(self) -> tuple[float, float, float] | None:
+        if not self.ok:
+            return None
+        t = os.times()
+        return time.perf_counter(), self._busy() / self.hz, t.user + t.system
+
+    def cores_used(self, start: tuple[float, float, float] | None) -> float | None:
+        """Cores that other processes kept busy, on average, since ``start``."""
+        end = self.snapshot()
+        if start is None or end is None or end[0] <= start[0]:
+            return None
+        other = (end[1] - start[1]) - (end[2] - start[2])
+        return max(0.0, other / (end[0] - start[0]))
+
+    def wait_idle(self, max_wait: float, threshold: float = 0.15, window: float = 0.2) -> None:
+        """Return once other processes used under ``threshold`` cores for ``window`` s (or after ``max_wait``)."""
+        deadline = time.perf_counter() + max_wait
+        while self.ok and time.perf_counter() < deadline:
+            start = self.snapshot()
+            time.sleep(window)
+            used = self.cores_used(start)
+            if used is None or used < threshold:
+                return
+
+
+LOAD = OtherLoad()
+MAX_OTHER_LOAD = 0.1  # cores: what --wait-idle still counts as an idle machine
+
+
+def time_trials(runners: dict[str, S.Runner], steps: int, trials: int, batch: int,
+                wait_idle: float = 0.0, settle: float = 0.3) -> tuple[dict[str, list[float]], list[float], int]:
+    """Samples/s of each runner over ``trials`` alternating trials of ``steps`` steps.
+
+    Also returns the cores other processes used during each kept trial pair and
+    the number of pairs dropped: with ``wait_idle``, a pair during which other
+    processes used more than ``MAX_OTHER_LOAD`` cores is run again (at most
+    ``3 * trials`` extra times; after that the busy pairs are kept, and the load
+    column shows it).
+    """
     out: dict[str, list[float]] = {name: [] for name in runners}
+    load: list[float] = []
     names = list(runners)
-    for t in range(trials):
-        for name in (names if t % 2 == 0 else names[::-1]):
+    dropped = 0
+    while len(load) < trials:
+        if wait_idle:
+            LOAD.wait_idle(wait_idle)
+        start = LOAD.snapshot()
+        pair = {}
+        for name in (names if len(load) % 2 == 0 else names[::-1]):
             r = runners[name]
             r.sync()
+            # let the other framework's idle BLAS/OpenMP workers stop spinning first: OpenBLAS
+            # threads spin ~0.1 s after a call, and would slow whatever runs next by a core
+            time.sleep(settle)
             t0 = time.perf_counter()
             for i in range(steps):
                 r.step(i)
             r.sync()  # device work finished before the timer is read
-            out[name].append(steps * batch / (time.perf_counter() - t0))
-    return out
+            pair[name] = steps * batch / (time.perf_counter() - t0)
+        used = LOAD.cores_used(start)
+        if wait_idle and used is not None and used > MAX_OTHER_LOAD and dropped < 3 * trials:
+            dropped += 1
+            continue
+        for name, v in pair.items():
+            out[name].append(v)
+        load.append(used if used is not None else float("nan"))
+    return out, load, dropped
 
 
 def calibrate(runners: dict[str, S.Runner], warmup: int, target_s: float) -> int:
@@ -173,10 +247,13 @@ def bench_shape(shape: S.Shape, args: argparse.Namespace, frameworks: list[str])
                 r.step(i)
         steps = args.steps
     else:
+        if args.wait_idle:
+            LOAD.wait_idle(args.wait_idle)
         steps = calibrate(runners, args.warmup, args.trial_seconds)
-    sps = time_trials(runners, steps, args.trials, shape.batch)
+    sps, load, dropped = time_trials(runners, steps, args.trials, shape.batch, args.wait_idle, args.settle)
     row: dict[str, Any] = {"shape": shape.name, "layers": shape.layers(), "activation": shape.activation,
                            "batch": shape.batch, "steps": steps, "trials": args.trials, "sps": sps,
+                           "other_load": load, "dropped_trials": dropped,
                            # same init, data and step count: the losses must agree to float32 rounding
                            "loss": {fw: r.last_loss() for fw, r in runners.items()}}
     if "torch" in runners:
@@ -225,9 +302,12 @@ def bench_trainer(args: argparse.Namespace) -> dict[str, Any]:
                            y[: N_BATCHES * shape.batch].reshape(N_BATCHES, shape.batch), args.backend)
     for i in range(args.warmup):
         raw.step(i)
-    raw_s, loop_s, fit_s = [], [], []
+    raw_s, loop_s, fit_s, load = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="mlpframe-bench-") as tmp:
         for t in range(args.trials):
+            if args.wait_idle:
+                LOAD.wait_idle(args.wait_idle)
+            start = LOAD.snapshot()
             def trainer_trial() -> None:
                 r = S.run_trainer(shape, x, y, x_val, y_val, epochs, f"{tmp}/run{t}", args.backend)
                 loop_s.append(r["loop_s"] / r["steps"])
@@ -243,13 +323,17 @@ def bench_trainer(args: argparse.Namespace) -> dict[str, Any]:
                 raw_s.append((time.perf_counter() - t0) / k)
 
             for trial in ((raw_trial, trainer_trial) if t % 2 == 0 else (trainer_trial, raw_trial)):
+                time.sleep(args.settle)
                 trial()
+            used = LOAD.cores_used(start)
+            if used is not None:
+                load.append(used)
     raw_m, loop_m, fit_m = (statistics.median(v) for v in (raw_s, loop_s, fit_s))
     return {"shape": shape.name, "layers": shape.layers(), "batch": shape.batch, "steps_per_epoch": batches,
             "epochs": epochs, "trials": args.trials, "raw_ms": raw_m * 1e3, "loop_ms": loop_m * 1e3,
             "fit_ms": fit_m * 1e3, "loop_overhead_pct": (loop_m / raw_m - 1) * 100,
             "fit_overhead_pct": (fit_m / raw_m - 1) * 100,
-            "loop_overhead_trials_pct": [(lo / r - 1) * 100 for lo, r in zip(loop_s, raw_s)]}
+            "loop_overhead_trials_pct": [(lo / r - 1) * 100 for lo, r in zip(loop_s, raw_s)], "other_load": load}
 
 
 # -------------------------------------------------------------------- report
@@ -311,14 +395,16 @@ def render(res: dict[str, Any]) -> str:
              f"`{m['command']}` — {m['date']}", "",
              "Samples/s of one training step (forward, softmax cross-entropy from logits, backward, "
              f"SGD lr {S.LR} momentum {S.MOMENTUM}), float32; median (min–max) over "
-             f"{res['rows'][0]['trials'] if res['rows'] else 0} alternating trials of N steps each.", ""]
+             f"{res['rows'][0]['trials'] if res['rows'] else 0} alternating trials of N steps each (order flipped "
+             f"every trial, {res['settle']} s pause before each so that the other framework's spinning threads "
+             "are asleep). The ratio is of the medians; in brackets the min–max of the per-pair ratios.", ""]
     head = "| shape | layers | batch | N | mlpframe samples/s |"
     rule = "|---|---|---|---|---|"
     if has_torch:
         head += " torch eager samples/s | ratio mlpframe/torch (per-trial min–max) |"
         rule += "---|---|"
-    head += " final loss mlpframe / torch | memory |"
-    rule += "---|---|"
+    head += " final loss mlpframe / torch | memory | other load |"
+    rule += "---|---|---|"
     lines += [head, rule]
     for r in res["rows"]:
         sm = summary(r["sps"]["mlpframe"])
@@ -332,9 +418,14 @@ def render(res: dict[str, Any]) -> str:
                 cells += ["–", "–"]
         cells.append(" / ".join(f"{v:.4f}" for v in r["loss"].values()))
         cells.append(_memory_cell(r))
+        cells.append(_load_cell(r.get("other_load"), r.get("dropped_trials", 0)))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines += _memory_notes(res)
+    lines += ["*Other load*: CPU cores that other processes kept busy during the trials (median, max), from "
+              "/proc/stat; trials that share the CPUs with other jobs measure the sharing, not the frameworks. "
+              f"With `--wait-idle` each trial pair waits for an idle machine and a pair that saw more than "
+              f"{MAX_OTHER_LOAD} cores of other load is run again.", ""]
     if res.get("trainer"):
         t = res["trainer"]
         lines += ["## Trainer on top of the raw step", "",
@@ -347,6 +438,7 @@ def render(res: dict[str, Any]) -> str:
                   f"| {t['raw_ms']:.3f} ms | {t['loop_ms']:.3f} ms | **{t['loop_overhead_pct']:+.1f} %** "
                   f"({min(t['loop_overhead_trials_pct']):+.1f}–{max(t['loop_overhead_trials_pct']):+.1f} %) | "
                   f"{t['fit_ms']:.3f} ms ({t['fit_overhead_pct']:+.1f} %) |", "",
+                  f"Other load during these trials: {_load_cell(t.get('other_load'))} cores.", "",
                   "The trainer loop is the Trainer's own synchronised epoch time: batch gathering, the step, "
                   "device-side loss/accuracy sums, a host sync and logging every 50 steps.", ""]
     if res.get("without_openblas_env"):
@@ -366,6 +458,12 @@ def render(res: dict[str, Any]) -> str:
         if k in m:
             lines.append(f"- {k}: {m[k]}")
     return "\n".join(lines) + "\n"
+
+
+def _load_cell(load: list[float] | None, dropped: int = 0) -> str:
+    load = [v for v in load or [] if v == v]  # NaN: not measurable here
+    cell = f"{statistics.median(load):.2f} (max {max(load):.2f})" if load else "n/a"
+    return cell + (f"; {dropped} busy pair(s) rerun" if dropped else "")
 
 
 def _memory_cell(r: dict[str, Any]) -> str:
@@ -399,6 +497,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--shapes", nargs="+", choices=[s.name for s in S.SHAPES], default=[s.name for s in S.SHAPES])
     p.add_argument("--threads", type=int, default=None, help="BLAS/torch threads (default: NumPy's BLAS count)")
+    p.add_argument("--settle", type=float, default=None, metavar="SECONDS",
+                   help="pause before each trial so the previous one's spinning BLAS threads sleep (default 0.3)")
+    p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                   help="before each trial, wait up to this long for other processes to leave the CPUs idle")
     p.add_argument("--no-torch", action="store_true", help="mlpframe alone")
     p.add_argument("--no-trainer", action="store_true")
     p.add_argument("--no-rss", dest="rss", action="store_false", help="skip the per-process RSS measurement")
@@ -415,6 +517,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.warmup = 1 if args.warmup is None else args.warmup
         args.rss = False
     args.trials = args.trials or 9
+    if args.settle is None:
+        args.settle = 0.0 if args.quick else 0.3
     args.warmup = 5 if args.warmup is None else args.warmup
     if args.out is None and not args.quick:
         args.out = HERE / ("results.md" if args.backend == "numpy" else "results_cupy.md")
@@ -455,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f"  ratio {row['ratio']:.2f}x" if "ratio" in row else ""
         print(f"{shape.name:9s} batch {shape.batch:5d}: " + "  ".join(
             f"{fw} {statistics.median(v):,.0f}/s" for fw, v in row["sps"].items()) + ratio, flush=True)
-    res: dict[str, Any] = {"backend": args.backend, "rows": rows, "machine": info}
+    res: dict[str, Any] = {"backend": args.backend, "rows": rows, "machine": info, "settle": args.settle,
+                           "wait_idle": args.wait_idle}
     if not args.no_trainer:
         res["trainer"] = bench_trainer(args)
         print(f"trainer loop overhead on the {res['trainer']['shape']} shape: "
@@ -484,6 +589,9 @@ def _without_openblas_env(args: argparse.Namespace) -> dict[str, Any]:
                "--no-trainer", "--no-rss", "--out", str(Path(tmp) / "r.md"), "--json", str(out)]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
+        if args.wait_idle:
+            cmd += ["--wait-idle", str(args.wait_idle)]
+        cmd += ["--settle", str(args.settle)]
         if args.steps:
             cmd += ["--steps", str(args.steps)]
         subprocess.run(cmd, env=env, check=True)
