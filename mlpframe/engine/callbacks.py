@@ -1,8 +1,9 @@
 """Callbacks: what the :class:`~mlpframe.engine.Trainer` calls at its few sync points.
 
-Nothing here runs per step: hooks fire at fit start/end, epoch start/end and at
-the host syncs (every ``log_every_n_steps`` steps and at the end of each epoch),
-so a callback cannot slow the training loop down by more than those.
+Nothing here runs per step: hooks fire at fit start/end, epoch start/end, at
+the host syncs (every ``log_every_n_steps`` steps and at the end of each epoch) and
+once when a run is interrupted mid-epoch, so a callback cannot slow the training
+loop down by more than those.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from mlpframe.engine.checkpoint import NonFiniteError, save_checkpoint
+from mlpframe.engine.checkpoint import NonFiniteError, save_checkpoint, temp_files
 
 if TYPE_CHECKING:
     from mlpframe.engine.trainer import Trainer, TrainResult
@@ -35,6 +36,9 @@ class Callback:
         the ``steps`` steps since the previous sync."""
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None: ...
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        """The run was interrupted mid-epoch; ``trainer.checkpoint_state()`` can resume from here."""
 
     def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None: ...
 
@@ -71,8 +75,8 @@ class ProgressBar(Callback):
             return
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=num_batches, desc=f"epoch {epoch + 1}/{trainer.max_epochs}", leave=False,
-                         file=sys.stderr, dynamic_ncols=True, unit="step")
+        self._bar = tqdm(total=num_batches, initial=trainer.state.step_in_epoch, leave=False, file=sys.stderr,
+                         desc=f"epoch {epoch + 1}/{trainer.max_epochs}", dynamic_ncols=True, unit="step")
 
     def on_train_sync(self, trainer: Trainer, metrics: dict[str, float], steps: int) -> None:
         if self._bar is not None:
@@ -103,9 +107,15 @@ class ProgressBar(Callback):
 class ModelCheckpoint(Callback):
     """``<dirpath>/last.npz`` after every epoch, ``<dirpath>/best.npz`` when val accuracy improved.
 
-    A write that fails (disk full, read-only folder) is reported and training goes
-    on; the previous file stays intact because writes are atomic. Weights with
-    NaN/inf are never written: the trainer is told the run diverged instead.
+    ``best.npz`` is written before ``last.npz``: a run killed between the two has a
+    ``last.npz`` one epoch behind, and resuming from it rewrites the same ``best.npz``;
+    the other order could leave a ``best.npz`` that misses the best epoch. An
+    interrupt mid-epoch writes that state to ``last.npz``.
+
+    A write that fails (disk full, read-only folder) is reported with one warning and
+    training goes on; the previous file stays intact because writes are atomic.
+    Weights with NaN/inf are never written: the trainer is told the run diverged
+    instead. Temporary files of a write that was killed are removed at fit start.
     """
 
     name = "checkpoint"
@@ -118,25 +128,47 @@ class ModelCheckpoint(Callback):
         self.best_path: Path | None = None
         self.failures = 0
 
+    def on_fit_start(self, trainer: Trainer) -> None:
+        for tmp in temp_files(self.dirpath):
+            try:
+                tmp.unlink()
+                log.info("removed %s, left by a checkpoint write that was killed", tmp)
+            except OSError:
+                pass
+
+    def _write(self, kind: str, path: Path, state: dict[str, Any]) -> bool:
+        """One checkpoint write; False (after one warning) when the disk refused it."""
+        try:
+            save_checkpoint(path, state)
+        except OSError as exc:
+            self.failures += 1
+            log.warning("could not write checkpoint %s (%s); training continues", path,
+                        " ".join(str(exc.strerror or exc).split()))
+            return False
+        setattr(self, f"{kind}_path", path)
+        return True
+
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         want_best = self.save_best and metrics.get("improved", False)
         if not (self.save_last or want_best):
             return
         state = trainer.checkpoint_state()
-        targets = ([("last", self.dirpath / "last.npz")] if self.save_last else [])
-        targets += [("best", self.dirpath / "best.npz")] if want_best else []
+        targets = [("best", self.dirpath / "best.npz")] if want_best else []
+        targets += [("last", self.dirpath / "last.npz")] if self.save_last else []
         for kind, path in targets:
             try:
-                save_checkpoint(path, state)
+                self._write(kind, path, state)
             except NonFiniteError as exc:
                 trainer.stop("diverged", f"{exc}; keeping the previous checkpoint")
                 return
-            except OSError as exc:
-                self.failures += 1
-                log.warning("could not write checkpoint %s (%s); training continues", path,
-                            exc.strerror or exc)
-                continue
-            setattr(self, f"{kind}_path", path)
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        if not self.save_last:
+            return
+        try:
+            self._write("last", self.dirpath / "last.npz", trainer.checkpoint_state())
+        except NonFiniteError as exc:
+            log.warning("%s; the previous checkpoint stays", exc)
 
 
 # ------------------------------------------------------------ early stopping

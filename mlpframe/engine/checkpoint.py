@@ -15,6 +15,15 @@ code: object arrays and pickled members are refused by NumPy itself. Writes go t
 a temporary file in the target folder and are renamed over the target
 (``os.replace`` is atomic on POSIX and Windows), so the file on disk is always a
 complete checkpoint, the old one or the new one.
+
+Loading checks the container before NumPy sees it: a zip archive whose members are
+all stored (``np.savez`` never compresses, so a compressed member, the stuff of zip
+bombs, is not ours) ``.npy`` arrays of plain dtypes. Anything else, including a raw
+pickle renamed ``.npz``, is refused with one line.
+
+``MLPFRAME_TEST_SLOW_CHECKPOINT=<seconds>`` pauses each write between the complete
+temporary file and the rename. It exists for the fault-injection tests, which kill
+a run while a checkpoint is being written.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +42,8 @@ import numpy as np
 FORMAT = "mlpframe.checkpoint"
 VERSION = 1
 META_KEY = "__checkpoint__"
+SLOW_WRITE_ENV = "MLPFRAME_TEST_SLOW_CHECKPOINT"
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 class CheckpointError(Exception):
@@ -128,6 +140,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], *, allow_non
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        _test_pause()
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -137,6 +150,18 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], *, allow_non
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _test_pause() -> None:
+    delay = os.environ.get(SLOW_WRITE_ENV)
+    if delay:
+        time.sleep(float(delay))
+
+
+def temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Temporary files :func:`save_checkpoint` leaves in ``folder`` when its process is killed mid-write."""
+    folder = Path(folder)
+    return sorted(folder.glob(".*.npz.*.tmp")) if folder.is_dir() else []
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -171,10 +196,15 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             if f.read(4) != b"PK\x03\x04":  # .npz is a zip archive; anything else (pickle, .npy) is not ours
                 raise ValueError("not an .npz archive")
             f.seek(0)
+            _check_members(f)
+            f.seek(0)
             with np.load(f, allow_pickle=False) as npz:
                 if META_KEY not in npz.files:
                     raise ValueError("no checkpoint description inside")
-                meta = json.loads(npz[META_KEY].tobytes().decode("utf-8"))
+                raw = npz[META_KEY]
+                if raw.dtype != np.uint8 or raw.ndim != 1:
+                    raise ValueError("its description is not a byte string")
+                meta = json.loads(raw.tobytes().decode("utf-8"))
                 if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                     raise ValueError("not written by mlpframe")
                 if meta.get("version") != VERSION:
@@ -183,7 +213,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         state = _unflatten(meta["state"], arrays)
     except CheckpointError:
         raise
-    except (ValueError, OSError, KeyError, EOFError, TypeError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+    except (ValueError, OSError, KeyError, IndexError, EOFError, TypeError, AttributeError, RecursionError,
+            zipfile.BadZipFile, zipfile.LargeZipFile, UnicodeDecodeError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise CheckpointError(f"ckpt_path: {str(path)!r} is not a readable mlpframe checkpoint ({reason})") from None
     if not isinstance(state, dict):
@@ -191,3 +222,56 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     return Checkpoint(path=path, state=state)
 
 
+def _check_members(f: Any) -> None:
+    """Refuse an archive that ``np.savez`` could not have written, before any member is read.
+
+    Every member must be stored uncompressed (no zip bomb), be named ``*.npy`` and start
+    with the ``.npy`` magic: NumPy hands any other member back as raw bytes. Object
+    dtypes inside an ``.npy`` are refused by ``np.load(allow_pickle=False)`` itself.
+    """
+    with zipfile.ZipFile(f) as zf:
+        for info in zf.infolist():
+            name = info.filename
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(f"member {name!r} is compressed; mlpframe writes stored members only")
+            if not name.endswith(".npy") or info.is_dir():
+                raise ValueError(f"member {name!r} is not an .npy array")
+            with zf.open(info) as member:
+                if member.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+                    raise ValueError(f"member {name!r} is not an .npy array (a pickle or other data)")
+
+
+def progress_of(checkpoint: Checkpoint) -> tuple[int, int]:
+    """``(completed epochs, steps into the next epoch)`` of a training checkpoint."""
+    trainer = checkpoint.get("trainer")
+    if not isinstance(trainer, dict):
+        raise CheckpointError(f"ckpt_path: {str(checkpoint.path)!r} holds no training state")
+    try:
+        return int(trainer.get("epoch", 0)), int(trainer.get("step_in_epoch", 0))
+    except (TypeError, ValueError):
+        raise CheckpointError(f"ckpt_path: {str(checkpoint.path)!r} has a malformed training state") from None
+
+
+def latest_checkpoint(folder: str | os.PathLike, names: tuple[str, ...] = ("last.npz", "best.npz")
+                      ) -> tuple[Checkpoint | None, list[str]]:
+    """The checkpoint among ``folder/<names>`` that is furthest along; ties go to the earlier name.
+
+    Returns it (``None`` when there is none) and one line per file that exists but
+    could not be loaded. ``best.npz`` can be ahead of ``last.npz`` when a run was
+    killed between the two writes of an epoch.
+    """
+    folder = Path(folder)
+    found: list[tuple[tuple[int, int], int, Checkpoint]] = []
+    problems: list[str] = []
+    for rank, name in enumerate(names):
+        path = folder / name
+        if not path.exists():
+            continue
+        try:
+            ckpt = load_checkpoint(path)
+            found.append((progress_of(ckpt), -rank, ckpt))
+        except CheckpointError as exc:
+            problems.append(str(exc))
+    if not found:
+        return None, problems
+    return max(found, key=lambda item: item[:2])[2], problems

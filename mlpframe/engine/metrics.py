@@ -33,13 +33,16 @@ class Accumulator:
 
     ``loss_sum`` and ``correct`` stay 0-d device arrays; ``n`` is a Python int (batch
     sizes are known on the host). :meth:`sync` moves both sums to the host in one
-    transfer and resets the accumulator.
+    transfer and resets the accumulator. :meth:`watch` adds one more 0-d device value
+    to that same transfer (the trainer's check that the weights are still finite);
+    its host value is ``watched`` after the sync.
     """
 
-    __slots__ = ("backend", "loss_sum", "correct", "n", "batches")
+    __slots__ = ("backend", "loss_sum", "correct", "n", "batches", "_watch", "watched")
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self.watched: float | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -47,6 +50,11 @@ class Accumulator:
         self.correct: Array | None = None
         self.n = 0
         self.batches = 0
+        self._watch: Array | None = None
+
+    def watch(self, value: Array) -> None:
+        """Transfer the 0-d device array ``value`` with the next :meth:`sync` (no extra host sync)."""
+        self._watch = value
 
     def update(self, loss: Array, outputs: Array, y: Array) -> None:
         xp = self.backend.xp
@@ -63,13 +71,37 @@ class Accumulator:
     def sync(self) -> tuple[float, int, int]:
         """``(loss_sum, correct, n)`` on the host; resets. One device-to-host transfer."""
         if self.loss_sum is None:
+            self.watched = None
+            self.reset()
             return 0.0, 0, 0
         xp = self.backend.xp
-        both = xp.stack([xp.astype(self.loss_sum, xp.float64), xp.astype(self.correct, xp.float64)])
-        loss_sum, correct = self.backend.to_numpy(both).tolist()  # host sync
+        values = [xp.astype(self.loss_sum, xp.float64), xp.astype(self.correct, xp.float64)]
+        if self._watch is not None:
+            values.append(xp.astype(self._watch, xp.float64))
+        host = self.backend.to_numpy(xp.stack(values)).tolist()  # host sync
+        loss_sum, correct = host[0], host[1]
+        self.watched = host[2] if self._watch is not None else None
         n = self.n
         self.reset()
         return float(loss_sum), int(round(correct)), n
+
+    def state_dict(self) -> dict[str, Any]:
+        """The unsynced sums as host arrays of their device dtypes (a host sync: only when checkpointing)."""
+        to_host = self.backend.to_numpy
+        return {
+            "loss_sum": None if self.loss_sum is None else to_host(self.loss_sum),  # host sync
+            "correct": None if self.correct is None else to_host(self.correct),  # host sync
+            "n": self.n,
+            "batches": self.batches,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`: the next sums are bit-identical to never having stopped."""
+        self.reset()
+        if state.get("loss_sum") is not None:
+            self.loss_sum = self.backend.asarray(np.asarray(state["loss_sum"]))
+            self.correct = self.backend.asarray(np.asarray(state["correct"]))
+        self.n, self.batches = int(state["n"]), int(state["batches"])
 
 
 def confusion_update(cm: Array | None, outputs: Array, y: Array, num_classes: int) -> Array:

@@ -5,6 +5,16 @@ per-interval training curves and the per-epoch validation points line up.
 Hyperparameters are attached to the run itself (not to a sub-run, which is what
 ``SummaryWriter.add_hparams`` would do), so TensorBoard's HParams tab shows one
 row per run of a sweep.
+
+A resumed run writes into the same folder, and its curves end up exactly those of
+an uninterrupted run. The writer queues events and flushes them every
+``flush_secs``, so a process that was killed (SIGKILL, out of memory, a dead node)
+loses the points it had not flushed, some of them older than its last checkpoint.
+The logger therefore keeps every scalar it logged in its checkpointed state; on
+resume it reads which of them are on disk (and not hidden by an earlier resume),
+hides everything from the first one missing on (``purge_step``; TensorBoard drops
+older events at or after that step) and writes the rest again with their original
+wall times. Histograms are not kept: those of the hidden stretch are gone.
 """
 
 from __future__ import annotations
@@ -12,8 +22,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import struct
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +39,51 @@ log = logging.getLogger("mlpframe")
 
 HPARAM_METRICS = ("val/acc_best", "test/acc")
 EPOCH_SCALARS = ("val/loss", "val/acc", "val/acc_best", "lr", "throughput/samples_per_s")
+HEADER_TAGS = ("config/text_summary", "_hparams_/session_start_info")  # written once, at step 0
+
+
+def read_events(path: Path) -> Iterator[Any]:
+    """The ``Event`` records of one event file, stopping quietly at a truncated or damaged tail.
+
+    Records are TFRecords: an 8-byte length, its 4-byte CRC, the serialized ``Event``,
+    its 4-byte CRC (CRCs are not checked; a bad record fails to parse instead).
+    """
+    from google.protobuf.message import DecodeError
+    from tensorboardX.proto.event_pb2 import Event
+
+    with open(path, "rb") as f:
+        while True:
+            header = f.read(12)
+            if len(header) < 12:
+                return
+            (length,) = struct.unpack("<Q", header[:8])
+            data = f.read(length)
+            if len(data) < length or len(f.read(4)) < 4:
+                return
+            event = Event()
+            try:
+                event.ParseFromString(data)
+            except DecodeError:
+                return
+            yield event
+
+
+def visible_points(log_dir: Path) -> set[tuple[str, int]]:
+    """``(tag, step)`` of every summary value TensorBoard shows from the event files in ``log_dir``.
+
+    Files are read in name order (= creation order); a ``SessionLog.START`` at step ``s``
+    hides what came before it at steps ``>= s``, as TensorBoard's reader does.
+    """
+    from tensorboardX.proto.event_pb2 import SessionLog
+
+    seen: set[tuple[str, int]] = set()
+    for path in sorted(log_dir.glob("events.out.tfevents.*")):
+        for event in read_events(path):
+            if event.HasField("session_log") and event.session_log.status == SessionLog.START:
+                seen = {(tag, step) for tag, step in seen if step < event.step}
+            elif event.HasField("summary"):
+                seen.update((v.tag, int(event.step)) for v in event.summary.value)
+    return seen
 
 
 def flatten_hparams(config: Mapping[str, Any], prefix: str = "") -> dict[str, bool | int | float | str]:
@@ -108,40 +164,71 @@ class TensorBoardLogger(Callback):
         self.class_names = class_names
         self.flush_secs = flush_secs
         self.writer = None
+        # every scalar logged so far, {tag: [(step, value, wall_time), ...]}: checkpointed, replayed on resume
+        self.scalars: dict[str, list[tuple[int, float, float]]] = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"scalars": {tag: {"step": np.array([p[0] for p in pts], dtype=np.int64),
+                                  "value": np.array([p[1] for p in pts], dtype=np.float64),
+                                  "wall_time": np.array([p[2] for p in pts], dtype=np.float64)}
+                            for tag, pts in self.scalars.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.scalars = {tag: list(zip(map(int, d["step"]), map(float, d["value"]), map(float, d["wall_time"])))
+                        for tag, d in (state.get("scalars") or {}).items()}
+
+    def _scalar(self, tag: str, value: float, step: int, wall_time: float | None = None) -> None:
+        wall_time = time.time() if wall_time is None else wall_time
+        self.writer.add_scalar(tag, value, step, walltime=wall_time)
+        self.scalars.setdefault(tag, []).append((step, float(value), wall_time))
 
     def on_fit_start(self, trainer: Trainer) -> None:
         from tensorboardX import SummaryWriter
         from tensorboardX.summary import hparams as hparams_summaries
 
         step = trainer.state.global_step
-        fresh = not any(self.log_dir.glob("events.out.tfevents.*"))
-        # resuming into the same folder: drop what the earlier process logged after its checkpoint
-        # (the checkpointed epoch's own points sit at `step` itself and stay)
+        on_disk = visible_points(self.log_dir) if self.log_dir.is_dir() else set()
+        # keep the points before the checkpoint that made it to disk; from the first one that did
+        # not (or from the step after the checkpoint) hide the older files and write again
+        kept = {(tag, s) for tag, pts in self.scalars.items() for s, _, _ in pts if s <= step}
+        missing = [s for tag, s in kept if (tag, s) not in on_disk]
+        if step == 0:  # a fresh start; over the files of an attempt that never checkpointed, hide them all
+            purge = 0 if on_disk else None
+        else:
+            purge = min(missing, default=step + 1)
         # event files are named by the second; a writer opened in the same second as an earlier one
         # would reuse its name and truncate it, so add the sub-second part (keeps name order = time order)
         suffix = f".{time.time_ns() % 1_000_000_000:09d}.{os.getpid()}"
-        self.writer = SummaryWriter(logdir=str(self.log_dir), purge_step=None if fresh else step + 1,
-                                    flush_secs=self.flush_secs, filename_suffix=suffix)
-        if fresh:
+        self.writer = SummaryWriter(logdir=str(self.log_dir), purge_step=purge, flush_secs=self.flush_secs,
+                                    filename_suffix=suffix)
+        if purge == 0 or not all(any(t == tag for t, _ in on_disk) for tag in HEADER_TAGS):
             if self.config_text:
                 # four-space indent: a Markdown code block in the Text tab
                 self.writer.add_text("config", "\n".join("    " + ln for ln in self.config_text.splitlines()), 0)
             if self.hparams:
                 for summary in hparams_summaries(self.hparams, {m: 0.0 for m in HPARAM_METRICS}):
                     self.writer.file_writer.add_summary(summary)
+        saved, self.scalars = self.scalars, {}
+        replay = sorted(((pt, tag) for tag, pts in saved.items() for pt in pts if pt[0] <= step),
+                        key=lambda item: (item[0][2], item[0][0]))
+        for (s, value, wall_time), tag in replay:
+            if purge is not None and s >= purge:
+                self._scalar(tag, value, s, wall_time)
+            else:
+                self.scalars.setdefault(tag, []).append((s, value, wall_time))
 
     def on_train_sync(self, trainer: Trainer, metrics: dict[str, float], steps: int) -> None:
         step = trainer.state.global_step
         for tag in ("train/loss", "train/acc"):
-            self.writer.add_scalar(tag, metrics[tag], step)
+            self._scalar(tag, metrics[tag], step)
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         step = trainer.state.global_step
         for tag in EPOCH_SCALARS:
             value = metrics.get(tag)
             if value is not None and math.isfinite(value):
-                self.writer.add_scalar(tag, value, step)
-        self.writer.add_scalar("epoch", metrics["epoch"], step)
+                self._scalar(tag, value, step)
+        self._scalar("epoch", metrics["epoch"], step)
         every = self.histogram_every_n_epochs
         if every and metrics["epoch"] % every == 0:
             self._histograms(trainer, step)
@@ -158,7 +245,7 @@ class TensorBoardLogger(Callback):
         for tag in ("test/acc", "test/loss"):
             value = result.metrics.get(tag)
             if value is not None and math.isfinite(value):
-                self.writer.add_scalar(tag, value, step)
+                self._scalar(tag, value, step)
         if result.confusion is not None:
             try:
                 image = confusion_image(result.confusion, self.class_names)

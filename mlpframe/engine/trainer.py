@@ -4,12 +4,23 @@ Per step the trainer does forward, loss, backward, optional clipping and the
 optimizer step, and adds the batch's loss and correct count to device-side
 accumulators. The host sees those numbers once every ``log_every_n_steps`` steps
 and at the end of each epoch (the lines marked ``# host sync``); that is also
-where a non-finite loss is noticed, so a diverging run stops within one log
-interval. It knows nothing of Hydra: plain objects in, a :class:`TrainResult` out.
+where a non-finite loss or a non-finite weight is noticed (the weights' check is
+one more 0-d value in the same transfer), so a diverging run stops within one log
+interval, even when only a gradient went bad. It knows nothing of Hydra: plain
+objects in, a :class:`TrainResult` out.
 
 Randomness is re-derived at every epoch start from ``(seed, epoch)`` — the
 backend's random stream (dropout) and the loader's shuffling — so a run resumed
 from an epoch-boundary checkpoint repeats the uninterrupted run bit for bit.
+
+An interrupt (:meth:`Trainer.request_interrupt`, from SIGINT/SIGTERM) stops after
+the current step. Mid-epoch, the trainer then records where it is in the epoch:
+the step, the running sums (host numbers and the unsynced device sums, as host
+arrays of their own dtype) and the state of the backend's random stream; the
+callbacks' ``on_interrupt`` save it. Resuming skips the epoch's first steps in the
+same order and continues, so on NumPy the result is again bit-identical. (CuPy's
+generator state cannot be read back: there the dropout masks of the rest of that
+one epoch are drawn from a fresh ``(seed, epoch, step)`` stream instead.)
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from mlpframe.backend import Backend
+from mlpframe.backend import Backend, array_namespace
 from mlpframe.engine.callbacks import Callback
 from mlpframe.engine.checkpoint import Checkpoint
 from mlpframe.engine.metrics import Accumulator, epoch_seed, evaluate
@@ -45,6 +56,21 @@ class TrainState:
     samples_seen: int = 0
     train_time_s: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
+    step_in_epoch: int = 0  # steps of epoch `epoch` already done (a mid-epoch interrupt); 0 at a boundary
+    epoch_progress: dict[str, Any] | None = None  # that partial epoch's sums, timing and random state
+
+    def validate(self) -> None:
+        """``ValueError`` naming the field when a loaded state cannot be continued from."""
+        for name in ("epoch", "global_step", "best_epoch", "samples_seen", "step_in_epoch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"trainer.{name}: expected an integer >= 0, got {value!r}")
+        if not isinstance(self.history, list) or not all(isinstance(h, dict) for h in self.history):
+            raise ValueError("trainer.history: expected a list of dicts")
+        if self.step_in_epoch:
+            keys = {"loss_sum", "correct", "n", "train_time_s", "num_batches", "accumulator", "rng"}
+            if not isinstance(self.epoch_progress, dict) or not keys <= set(self.epoch_progress):
+                raise ValueError("trainer.epoch_progress: missing or incomplete for a mid-epoch checkpoint")
 
 
 @dataclass
@@ -106,6 +132,8 @@ class Trainer:
         self.last_metrics: dict[str, Any] = {}
         self._stop: tuple[str, str] | None = None
         self._interrupt = False
+        self._unsaved_progress = False
+        self._resume: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------- control
     def stop(self, status: str, message: str = "") -> None:
@@ -116,8 +144,13 @@ class Trainer:
             self._stop = (status, message)
 
     def request_interrupt(self) -> None:
-        """Stop after the current step (safe to call from a signal handler)."""
+        """Stop after the current step (safe to call from a signal handler, also before :meth:`fit`)."""
         self._interrupt = True
+
+    @property
+    def interrupted_mid_epoch(self) -> bool:
+        """True after an interrupt that left a partial epoch (see ``TrainState.step_in_epoch``)."""
+        return self.state.step_in_epoch > 0
 
     @property
     def lr(self) -> float:
@@ -135,7 +168,8 @@ class Trainer:
             "best_model": self.best_state,
             "trainer": asdict(self.state),
             "callbacks": {cb.name: cb.state_dict() for cb in self.callbacks if cb.state_dict()},
-            # the random streams are functions of (seed, epoch): this is all of the RNG state
+            # the random streams are functions of (seed, epoch); a partial epoch keeps its own
+            # generator state in trainer.epoch_progress
             "rng": {"seed": self.seed, "next_epoch": self.state.epoch},
             "metrics": dict(self.last_metrics),
             "config": self.config,
@@ -158,7 +192,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        self.state = TrainState(**state["trainer"])
+        trainer_state = TrainState(**state["trainer"])
+        trainer_state.validate()
+        self.state = trainer_state
         self.best_state = state.get("best_model")
         self.last_metrics = dict(state.get("metrics") or {})
         saved = state.get("callbacks") or {}
@@ -177,7 +213,8 @@ class Trainer:
 
         Without a validation loader the last epoch's weights count as the best.
         """
-        self._stop, self._interrupt = None, False
+        # an interrupt requested before fit (a signal while data loaded) still counts
+        self._stop, self._unsaved_progress = None, False
         t_fit = time.perf_counter()
         status, message, confusion = "completed", "", None
         test: dict[str, Any] = {}
@@ -187,8 +224,15 @@ class Trainer:
                 ok = self._run_epoch(train_loader, val_loader)
                 if not ok:
                     break
-            if self._interrupt:
-                status, message = "interrupted", "interrupted; the last checkpoint holds the last complete epoch"
+            if self._interrupt and self._stop is None:
+                status = "interrupted"
+                st = self.state
+                if st.step_in_epoch:
+                    message = f"interrupted in epoch {st.epoch + 1} after step {st.step_in_epoch}"
+                    if self._unsaved_progress:
+                        self._call("on_interrupt")
+                else:
+                    message = f"interrupted after epoch {st.epoch}"
             elif self._stop is not None:
                 status, message = self._stop
             if status != "interrupted" and test_loader is not None and self.best_state is not None:
@@ -199,6 +243,7 @@ class Trainer:
             self._call("on_fit_end", result)
             return result
         finally:
+            self._interrupt = False
             for cb in self.callbacks:
                 try:
                     cb.teardown(self)
@@ -211,13 +256,14 @@ class Trainer:
         self.backend.seed(epoch_seed(self.seed, epoch))
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch)
+        resume = self._resume = self._take_epoch_progress(len(train_loader))
         lr = self.lr
         self._call("on_epoch_start", epoch, len(train_loader))
         t0 = time.perf_counter()
         train = self._train_epoch(train_loader)
         self.backend.synchronize()
-        train_time = time.perf_counter() - t0
-        if train is None:  # interrupted or diverged mid-epoch: this epoch does not count
+        train_time = time.perf_counter() - t0 + (resume["train_time_s"] if resume else 0.0)
+        if train is None:  # interrupted or diverged mid-epoch: this epoch does not count (yet)
             return False
         loss_sum, correct, n = train
         self.state.samples_seen += n
@@ -254,8 +300,41 @@ class Trainer:
         self._call("on_epoch_end", metrics)
         return True
 
+    def _take_epoch_progress(self, num_batches: int) -> dict[str, Any] | None:
+        """The saved partial epoch to continue (and restore its random stream), or None."""
+        st = self.state
+        progress, step = st.epoch_progress, st.step_in_epoch
+        if not step:
+            return None
+        if progress["num_batches"] != num_batches or step >= num_batches:
+            log.warning("the checkpoint stopped after step %d of an epoch of %d batches, this run's epochs have "
+                        "%d (batch size or data changed): epoch %d starts over with the current weights",
+                        step, progress["num_batches"], num_batches, st.epoch + 1)
+            st.step_in_epoch, st.epoch_progress = 0, None
+            return None
+        if not set_rng_state(self.backend, progress["rng"]):
+            log.warning("this backend's random state cannot be restored: dropout masks for the rest of epoch %d "
+                        "differ from an uninterrupted run", st.epoch + 1)
+            self.backend.seed(epoch_seed(self.seed, st.epoch) ^ step)
+        return progress
+
+    def _save_epoch_progress(self, step: int, num_batches: int, sums: tuple[float, int, int], acc: Accumulator,
+                             elapsed: float) -> None:
+        """Record a partial epoch after ``step`` (the host syncs here happen once, at an interrupt)."""
+        self.backend.synchronize()
+        self.state.step_in_epoch = step
+        self.state.epoch_progress = {
+            "loss_sum": sums[0], "correct": sums[1], "n": sums[2], "train_time_s": elapsed,
+            "num_batches": num_batches, "accumulator": acc.state_dict(), "rng": get_rng_state(self.backend),
+        }
+        self._unsaved_progress = True
+
     def _train_epoch(self, loader: Any) -> tuple[float, int, int] | None:
-        """Steps over ``loader``; ``(loss_sum, correct, n)`` or None if stopped mid-epoch."""
+        """Steps over ``loader``; ``(loss_sum, correct, n)`` or None if stopped mid-epoch.
+
+        A saved partial epoch (``self._resume``) skips the steps already done and continues its sums.
+        """
+        resume, self._resume = self._resume, None
         model, criterion, optimizer = self.model, self.criterion, self.optimizer
         params = model.parameters()
         clip = None
@@ -264,8 +343,18 @@ class Trainer:
         acc = Accumulator(self.backend)
         every, num_batches = self.log_every_n_steps, len(loader)
         loss_sum, correct, n = 0.0, 0, 0
+        skip = 0
+        if resume is not None:
+            skip = self.state.step_in_epoch
+            loss_sum, correct, n = float(resume["loss_sum"]), int(resume["correct"]), int(resume["n"])
+            acc.load_state_dict(resume["accumulator"])
+        prior_time = resume["train_time_s"] if resume is not None else 0.0
+        self.state.step_in_epoch, self.state.epoch_progress = 0, None
+        t0 = time.perf_counter()
         model.train()
         for i, (xb, yb) in enumerate(loader, start=1):
+            if i <= skip:  # the same batches in the same order as before the interrupt: already trained on
+                continue
             out = model(xb)
             loss = criterion(out, yb)
             model.zero_grad()
@@ -277,14 +366,21 @@ class Trainer:
             self.state.global_step += 1
             if i % every == 0 or i == num_batches:
                 steps = acc.batches
-                s, c, k = acc.sync()  # host sync
+                acc.watch(finite_check(params))
+                s, c, k = acc.sync()  # host sync (loss, correct and the weights' check in one transfer)
+                hint = "lower optimizer.lr or set trainer.grad_clip"
+                where = f"step {self.state.global_step} (epoch {self.state.epoch + 1})"
                 if not math.isfinite(s):
-                    self.stop("diverged", f"training loss became {s / k} at step {self.state.global_step} "
-                                          f"(epoch {self.state.epoch + 1}); lower optimizer.lr or set trainer.grad_clip")
+                    self.stop("diverged", f"training loss became {s / k} at {where}; {hint}")
+                    return None
+                if acc.watched is not None and not math.isfinite(acc.watched):
+                    self.stop("diverged", f"weights became non-finite (nan/inf gradients) by {where}; {hint}")
                     return None
                 loss_sum, correct, n = loss_sum + s, correct + c, n + k
                 self._call("on_train_sync", {"train/loss": s / k, "train/acc": c / k}, steps)
-            if self._interrupt:
+            if self._interrupt and i < num_batches:  # after the last step, finish the epoch instead
+                self._save_epoch_progress(i, num_batches, (loss_sum, correct, n), acc,
+                                          prior_time + time.perf_counter() - t0)
                 return None
         return loss_sum, correct, n
 
@@ -307,3 +403,40 @@ class Trainer:
         })
         return TrainResult(status=status, metrics=metrics, history=list(st.history), confusion=confusion,
                            message=message)
+
+
+def finite_check(params: Sequence[Any]) -> Any:
+    """A 0-d device array: 0 when every parameter is finite, NaN otherwise (``0 * inf`` is NaN).
+
+    Checking the weights after the update catches a non-finite gradient at the
+    step it happened, even when that step's loss was still finite.
+    """
+    total = None
+    for p in params:
+        xp = array_namespace(p.data)
+        t = xp.astype(xp.sum(p.data * 0.0), xp.float64)
+        total = t if total is None else total + t
+    return total
+
+
+def get_rng_state(backend: Backend) -> dict[str, Any] | None:
+    """The backend's random stream as JSON-able data (NumPy's bit-generator state), or None.
+
+    Reads the backend's generator directly: ``Backend`` has no public accessor for it.
+    """
+    rng = getattr(backend, "_rng", None)
+    if isinstance(rng, np.random.Generator):
+        return rng.bit_generator.state
+    return None
+
+
+def set_rng_state(backend: Backend, state: dict[str, Any] | None) -> bool:
+    """Put the stream from :func:`get_rng_state` back; False when this backend cannot take it."""
+    rng = getattr(backend, "_rng", None)
+    if state is None or not isinstance(rng, np.random.Generator):
+        return False
+    try:
+        rng.bit_generator.state = state
+    except (TypeError, ValueError, KeyError):
+        return False
+    return True
