@@ -139,6 +139,8 @@ class TrainerConfig:
     early_stopping_patience: Optional[int] = None  # null: off
     progress_bar: bool = True
     eval_batch_size: int = 1000
+    # auto: continue from the newest complete checkpoint in this run's checkpoints/ (else ckpt_path, else fresh)
+    resume: str = "never"
 
 
 @dataclass
@@ -341,6 +343,7 @@ def validate_train(cfg: DictConfig | Mapping[str, Any]) -> None:
     if tr["early_stopping_patience"] is not None:
         _positive_int(tr["early_stopping_patience"], "trainer.early_stopping_patience")
     _positive_int(tr["eval_batch_size"], "trainer.eval_batch_size")
+    _choice(tr["resume"], "trainer.resume", ("never", "auto"))
 
     _choice(c["logger"]["name"], "logger.name", ("tensorboard", "none"))
     _positive_int(c["logger"]["flush_secs"], "logger.flush_secs")

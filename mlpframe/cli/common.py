@@ -26,10 +26,25 @@ class UserError(Exception):
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types whose message is already a one-line explanation for the user."""
+    """Exception types the user caused; :func:`user_message` turns each into one line.
+
+    OmegaConf's errors count: an override like ``optimizer.lr=${oops}`` composes fine
+    and fails only when the task resolves the config.
+    """
+    from omegaconf.errors import OmegaConfBaseException
+
     from mlpframe.data import DataError
 
-    return (UserError, ConfigError, BackendUnavailableError, CheckpointError, DataError)
+    return (UserError, ConfigError, BackendUnavailableError, CheckpointError, DataError, OmegaConfBaseException)
+
+
+def user_message(exc: BaseException) -> str:
+    """One line for an exception of :func:`user_errors`."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(exc, OmegaConfBaseException):
+        return format_hydra_error(exc)
+    return one_line(str(exc))
 
 
 def config_dir() -> str:

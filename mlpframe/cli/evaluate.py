@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlpframe.backend import get_backend
 from mlpframe.cli import build
-from mlpframe.cli.common import UserError, config_dir, fail, one_line, user_errors
+from mlpframe.cli.common import UserError, config_dir, fail, one_line, user_errors, user_message
 from mlpframe.config import ConfigError, validate_backend, validate_data, validate_model
 from mlpframe.engine import evaluate as evaluate_model
 from mlpframe.engine import load_checkpoint
@@ -67,7 +67,7 @@ def evaluate(cfg: DictConfig) -> float:
     try:
         out = run(cfg)
     except user_errors() as exc:
-        fail(one_line(exc))
+        fail(user_message(exc))
     # NaN is not JSON; null is what a JSON reader expects for "no value"
     clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
     print(json.dumps(clean), flush=True)

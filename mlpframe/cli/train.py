@@ -4,6 +4,13 @@ Hydra composes and type-checks the config and makes the run folder; this module
 validates the values, builds data, model, optimizer and callbacks, and hands them
 to the :class:`~mlpframe.engine.Trainer`. It returns ``float(metrics[optimized_metric])``
 (NaN for a diverged or failed run) so that Hydra's sweepers can use it.
+
+Runs survive: ``ckpt_path=`` resumes from a checkpoint, ``trainer.resume=auto``
+from the newest complete checkpoint of the run's own folder (a re-queued Slurm job
+with the same ``hydra.run.dir`` continues where it stopped). SIGINT/SIGTERM finish
+the current step, checkpoint it and exit with 128 + the signal and one line saying
+how to resume; a second signal aborts at once (the checkpoint on disk is always a
+complete one).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import signal
 import sys
 import tempfile
@@ -28,12 +36,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlpframe.backend import get_backend
 from mlpframe.cli import build
-from mlpframe.cli.common import UserError, config_dir, fail, one_line, remove_if_only_hydra, user_errors
+from mlpframe.cli.common import (
+    UserError, config_dir, fail, one_line, remove_if_only_hydra, user_errors, user_message,
+)
 from mlpframe.config import ConfigError, validate_train
 from mlpframe.engine import (
     EarlyStopping, ModelCheckpoint, ProgressBar, TensorBoardLogger, Trainer, TrainResult, flatten_hparams,
     load_checkpoint,
 )
+from mlpframe.engine.checkpoint import Checkpoint, latest_checkpoint, progress_of
 
 log = logging.getLogger("mlpframe")
 
@@ -51,39 +62,76 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-@contextmanager
-def interrupt_handlers(trainer: Trainer) -> Iterator[list[int]]:
-    """SIGINT/SIGTERM ask the trainer to stop after the current step; a second one aborts."""
-    received: list[int] = []
+class Interrupts:
+    """SIGINT/SIGTERM during a run.
 
-    def handler(signum: int, frame: Any) -> None:
-        if received:
-            raise KeyboardInterrupt
-        received.append(signum)
-        trainer.request_interrupt()
+    While data loads and the model is built there is nothing to save: a signal
+    aborts at once (``KeyboardInterrupt``). Once a trainer is attached, the first
+    signal asks it to stop after the current step and checkpoint; a second one aborts.
+    """
 
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.trainer: Trainer | None = None
+
+    def handler(self, signum: int, frame: Any) -> None:
+        first = not self.received
+        self.received.append(signum)
+        if first and self.trainer is not None:
+            self.trainer.request_interrupt()
+            return
+        raise KeyboardInterrupt
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + (self.received[0] if self.received else signal.SIGINT)  # the shell's convention
+
+    @contextmanager
+    def installed(self) -> Iterator[Interrupts]:
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous[sig] = signal.signal(sig, self.handler)
+            except ValueError:  # not the main thread (some launchers): leave signals alone
+                pass
         try:
-            previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread (some launchers): leave signals alone
-            pass
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+            yield self
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
 
 
-def run(cfg: DictConfig, run_dir: Path) -> tuple[TrainResult, list[int]]:
+def resume_checkpoint(c: dict[str, Any], run_dir: Path) -> Checkpoint | None:
+    """The checkpoint this run continues from: ``trainer.resume=auto`` looks in the run's own
+    ``checkpoints/`` first, then ``ckpt_path``; ``None`` for a fresh start."""
+    if c["trainer"]["resume"] == "auto":
+        folder = run_dir / "checkpoints"
+        ckpt, problems = latest_checkpoint(folder)
+        if problems:  # never train over (and later replace) a file we could not read
+            raise UserError(f"trainer.resume=auto: {problems[0]}; move it out of {folder} to resume from the "
+                            "others or to start fresh")
+        if ckpt is not None:
+            return ckpt
+        if not c["ckpt_path"]:
+            log.info("trainer.resume=auto: no checkpoint in %s yet; starting fresh", folder)
+            return None
+    return load_checkpoint(c["ckpt_path"]) if c["ckpt_path"] else None
+
+
+def describe(ckpt: Checkpoint) -> str:
+    epoch, step = progress_of(ckpt)
+    return f"epoch {epoch}" + (f" + {step} steps of epoch {epoch + 1}" if step else "")
+
+
+def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts) -> tuple[TrainResult, ModelCheckpoint]:
     """Everything between a composed config and a finished run; raises the user errors it finds.
 
-    Returns the result and the signals (SIGINT/SIGTERM) that interrupted it, if any.
+    Returns the result and the checkpoint callback (which knows what it wrote).
     """
     validate_train(cfg)
     c: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # plain data from here on
     be = get_backend(c["backend"]["name"], c["backend"]["device"])
-    ckpt = load_checkpoint(c["ckpt_path"]) if c["ckpt_path"] else None
+    ckpt = resume_checkpoint(c, run_dir)
     be.seed(c["seed"])
     tr = c["trainer"]
     ds = build.load_data(c["data"], seed=c["seed"], progress=tr["progress_bar"])
@@ -100,7 +148,8 @@ def run(cfg: DictConfig, run_dir: Path) -> tuple[TrainResult, list[int]]:
     optimizer = build.build_optimizer(c["optimizer"], model.parameters())
     scheduler = build.build_scheduler(c["scheduler"], optimizer, tr["max_epochs"])
 
-    callbacks: list[Any] = [ProgressBar(enabled=tr["progress_bar"]), ModelCheckpoint(run_dir / "checkpoints")]
+    checkpointer = ModelCheckpoint(run_dir / "checkpoints")
+    callbacks: list[Any] = [ProgressBar(enabled=tr["progress_bar"]), checkpointer]
     if tr["early_stopping_patience"] is not None:
         callbacks.append(EarlyStopping(tr["early_stopping_patience"]))
     if c["logger"]["name"] == "tensorboard":
@@ -120,19 +169,22 @@ def run(cfg: DictConfig, run_dir: Path) -> tuple[TrainResult, list[int]]:
     if ckpt is not None:
         try:
             trainer.restore(ckpt)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
             raise UserError(f"ckpt_path: {ckpt.path} does not fit this run's model/optimizer ({one_line(exc)})") \
                 from None
-        log.info("resuming from %s (epoch %d)", ckpt.path, trainer.state.epoch)
+        log.info("resuming from %s (%s)", ckpt.path, describe(ckpt))
 
     log.info("%s: %s, %d train / %d val / %d test samples, %d features, %d classes; backend %s",
              run_dir, ds.name, len(ds.train[1]), len(ds.val[1]), len(ds.test[1]), ds.num_features,
              ds.num_classes, be.name)
+    interrupts.trainer = trainer
+    if interrupts.received:  # a signal arrived just before the trainer existed
+        trainer.request_interrupt()
     # overflow on the way to NaN warns on every op; divergence is detected and reported at the next sync
-    with interrupt_handlers(trainer) as received, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         result = trainer.fit(train_loader, val_loader, test_loader, num_classes=ds.num_classes)
     be.free_memory()
-    return result, received
+    return result, checkpointer
 
 
 def summary(result: TrainResult, run_dir: Path) -> str:
@@ -159,10 +211,14 @@ def train(cfg: DictConfig) -> float:
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     started = time.time()
+    interrupts = Interrupts()
     try:
-        result, received = run(cfg, run_dir)
+        with interrupts.installed():
+            result, checkpointer = run(cfg, run_dir, interrupts)
+    except KeyboardInterrupt:
+        aborted(run_dir, interrupts, hc, started)
     except user_errors() as exc:
-        message = one_line(exc)
+        message = user_message(exc)
         if not multirun:
             remove_if_only_hydra(run_dir)
             fail(message)
@@ -182,21 +238,47 @@ def train(cfg: DictConfig) -> float:
     metrics = dict(result.metrics)
     metrics["message"] = result.message
     metrics["wall_time_s"] = time.time() - started  # the whole run: data, training, test
+    metrics["checkpoint_failures"] = checkpointer.failures
     result.metrics["wall_time_s"] = metrics["wall_time_s"]
     write_json_atomic(run_dir / "metrics.json", metrics)
     if result.status == "diverged":
         log.warning("the run diverged: %s", result.message)
+    if checkpointer.failures:
+        log.warning("%d checkpoint write(s) failed; see the warnings above", checkpointer.failures)
     log.info(summary(result, run_dir))
     if result.status == "interrupted":
-        last = run_dir / "checkpoints" / "last.npz"
-        hint = (f"resume with: python -m mlpframe train <same overrides> ckpt_path={last}" if last.is_file()
-                else "no epoch finished, so there is no checkpoint to resume from")
-        print(f"interrupted: {hint}", file=sys.stderr, flush=True)
-        sys.exit(128 + (received[0] if received else signal.SIGINT))  # the shell's convention
+        print(f"interrupted ({result.message}): {resume_hint(run_dir, hc)}", file=sys.stderr, flush=True)
+        sys.exit(interrupts.exit_status)
     if result.status == "diverged":
         return math.nan
     objective = metrics.get(cfg.optimized_metric, math.nan)
     return float(objective) if isinstance(objective, (int, float)) else math.nan
+
+
+def resume_hint(run_dir: Path, hc: Any) -> str:
+    """Where the newest checkpoint is and the command that continues the run in place."""
+    ckpt, _ = latest_checkpoint(run_dir / "checkpoints")
+    if ckpt is None:
+        return "no checkpoint was written, so there is nothing to resume"
+    overrides = [o for o in hc.overrides.task if not o.lstrip("+~").startswith("trainer.resume=")]
+    command = " ".join([sys.argv[0], *map(shlex.quote, overrides), "trainer.resume=auto",
+                        shlex.quote(f"hydra.run.dir={run_dir}")])
+    return f"checkpoint {ckpt.path} ({describe(ckpt)}); resume with: {command}"
+
+
+def aborted(run_dir: Path, interrupts: Interrupts, hc: Any, started: float) -> None:
+    """A signal before training started, or a second one during it: one line, exit 128 + signal."""
+    if interrupts.trainer is None:
+        remove_if_only_hydra(run_dir)
+        message = "interrupted before training started"
+        hint = "nothing to resume"
+    else:
+        message = "aborted by a second signal"
+        hint = resume_hint(run_dir, hc)
+        write_json_atomic(run_dir / "metrics.json", {"status": "interrupted", "message": message,
+                                                     "wall_time_s": time.time() - started})
+    print(f"{message}: {hint}", file=sys.stderr, flush=True)
+    sys.exit(interrupts.exit_status)
 
 
 main = hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")(train)

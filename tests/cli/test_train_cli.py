@@ -211,7 +211,8 @@ def test_sigterm_checkpoints_marks_interrupted_and_says_how_to_resume(tmp_path, 
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err
     assert read_json(tmp_path / "run/metrics.json")["status"] == "interrupted"
-    assert f"ckpt_path={last}" in err and len(err.strip().splitlines()) == 1
+    assert f"checkpoint {last}" in err and len(err.strip().splitlines()) == 1
+    assert f"trainer.resume=auto hydra.run.dir={tmp_path / 'run'}" in err
     assert load_checkpoint(last)["trainer"]["epoch"] >= 1
 
 
