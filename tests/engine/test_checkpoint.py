@@ -166,3 +166,74 @@ def test_rename_is_the_last_step(tmp_path, monkeypatch):
     monkeypatch.setattr(ckpt_mod.os, "replace", spy)
     save_checkpoint(path, {"epoch": 3})
     assert seen == [path]
+
+
+def _zip_checkpoint(path, members: dict[str, bytes], compress=zipfile.ZIP_STORED) -> None:
+    with zipfile.ZipFile(path, "w", compression=compress) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+def _npy(a: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+META_W = b'{"format": "mlpframe.checkpoint", "version": 1, "state": {"w": {"__array__": "model/w"}}}'
+
+
+@pytest.mark.parametrize("kind", ["pickle_member", "pickle_description", "compressed", "not_npy_name"])
+def test_archives_np_savez_could_not_have_written_are_refused(tmp_path, kind):
+    path, marker = tmp_path / "ck.npz", tmp_path / "payload-ran"
+    meta = _npy(np.frombuffer(META_W, dtype=np.uint8))
+    if kind == "pickle_member":  # NumPy would hand this member back as raw bytes
+        _zip_checkpoint(path, {"model/w.npy": pickle.dumps(Payload(str(marker))), f"{ckpt_mod.META_KEY}.npy": meta})
+    elif kind == "pickle_description":
+        _zip_checkpoint(path, {f"{ckpt_mod.META_KEY}.npy": pickle.dumps(Payload(str(marker)))})
+    elif kind == "compressed":  # the shape of a zip bomb
+        _zip_checkpoint(path, {"model/w.npy": _npy(np.zeros(10_000)), f"{ckpt_mod.META_KEY}.npy": meta},
+                        compress=zipfile.ZIP_DEFLATED)
+    else:
+        _zip_checkpoint(path, {"model/w.npy": _npy(np.ones(2)), "run.sh": b"rm -rf /", f"{ckpt_mod.META_KEY}.npy": meta})
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert "\n" not in message and "ck.npz" in message
+    assert {"pickle_member": "model/w.npy", "pickle_description": ckpt_mod.META_KEY, "compressed": "compressed",
+            "not_npy_name": "run.sh"}[kind] in message
+    assert not marker.exists()
+
+
+def test_latest_checkpoint_takes_the_furthest_and_reports_unreadable_files(tmp_path):
+    def state(epoch, step=0):
+        return {"trainer": {"epoch": epoch, "step_in_epoch": step}, "model": {"w": np.full(2, epoch, np.float32)}}
+
+    assert ckpt_mod.latest_checkpoint(tmp_path) == (None, [])
+    save_checkpoint(tmp_path / "last.npz", state(2))
+    save_checkpoint(tmp_path / "best.npz", state(3))  # killed between the best and the last write of epoch 3
+    ckpt, problems = ckpt_mod.latest_checkpoint(tmp_path)
+    assert ckpt.path.name == "best.npz" and problems == []
+    save_checkpoint(tmp_path / "last.npz", state(3, 5))  # an interrupt mid-epoch 4
+    assert ckpt_mod.latest_checkpoint(tmp_path)[0].path.name == "last.npz"
+    save_checkpoint(tmp_path / "last.npz", state(3))  # a tie goes to last.npz
+    assert ckpt_mod.latest_checkpoint(tmp_path)[0].path.name == "last.npz"
+    (tmp_path / "best.npz").write_bytes(b"garbage")
+    ckpt, problems = ckpt_mod.latest_checkpoint(tmp_path)
+    assert ckpt.path.name == "last.npz" and len(problems) == 1 and "best.npz" in problems[0]
+
+
+def test_a_killed_write_leaves_a_temp_file_that_temp_files_finds(tmp_path, monkeypatch):
+    def killed(src, dst):
+        raise KeyboardInterrupt  # stands in for the process dying before the rename
+
+    monkeypatch.setattr(ckpt_mod.os, "replace", killed)
+    monkeypatch.setattr(ckpt_mod.os, "unlink", lambda p: None)  # a dead process cleans nothing up
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / "last.npz", {"epoch": 1})
+    monkeypatch.undo()
+    tmp = ckpt_mod.temp_files(tmp_path)
+    assert len(tmp) == 1 and tmp[0].name.startswith(".last.npz.") and load_checkpoint(tmp[0])["epoch"] == 1
+    assert not (tmp_path / "last.npz").exists()
