@@ -45,14 +45,14 @@ def interrupted(spirals, k, tmp_path, **kwargs):
     return trainer, result, load_checkpoint(path)
 
 
-@pytest.mark.parametrize("k", [1, 4, 6, 23, 25, 40], ids=lambda k: f"step{k}")
+@pytest.mark.parametrize("k", [1, 4, 6, 16, 17, 23, 25, 40], ids=lambda k: f"step{k}")
 @pytest.mark.parametrize("setup", [
     {"dropout": 0.2},
     {"dropout": 0.5, "grad_clip": 0.5, "scheduler": "none"},
 ], ids=["dropout-step", "clip-constant"])
 def test_resume_after_an_interrupt_mid_epoch_is_bit_identical(spirals, tmp_path, k, setup):
-    # 22 steps per epoch, syncs every 4: k covers the first step, sync steps, the step before the
-    # last one, the last step of an epoch (finishes the epoch) and the second and third epochs
+    # 17 steps per epoch, syncs every 4: k covers the first step, a sync step, mid-interval steps,
+    # the second and third epochs
     straight, loaders = make(spirals, max_epochs=3, **setup)
     r_straight = straight.fit(*loaders, num_classes=3)
     steps = len(loaders[0])
@@ -101,7 +101,7 @@ def test_a_mid_epoch_checkpoint_with_another_batch_size_restarts_that_epoch(spir
     from mlpframe.data import DataLoader
 
     be = trainer.backend
-    other = DataLoader(*spirals.train, 16, be, shuffle=True, drop_last=True, seed=0)  # 45 steps, not 22
+    other = DataLoader(*spirals.train, 16, be, shuffle=True, drop_last=True, seed=0)  # 35 steps, not 17
     result = trainer.fit(other)
     assert result.status == "completed" and result.metrics["epochs"] == 2
     assert "starts over with the current weights" in caplog.text
