@@ -3,7 +3,9 @@
 ReLU and ELU avoid ``where`` (NumPy's select on an unpredictable mask is ~15x
 slower than a multiply) by writing each branch so that the other adds an exact
 zero; ``backward_params`` skips the model input's gradient. Each is compared here,
-bit for bit, with the textbook form on every backend the tests can run.
+bit for bit, with the textbook form on every backend the tests can run. The
+cross-entropy reduces class-major (a different summation order), so it is
+compared with the row-major formula to float64 rounding.
 """
 
 from __future__ import annotations
@@ -121,3 +123,47 @@ def test_backward_params_accumulates_like_backward():
 def test_backward_params_before_forward_is_a_clear_error():
     with pytest.raises(RuntimeError, match="before forward"):
         nn.Linear(4, 3, rng=0).backward_params(np.zeros((2, 3), np.float32))
+
+
+def _ce_reference(z: np.ndarray, t: np.ndarray):
+    """Row-major float64 log-softmax cross-entropy and its gradient (softmax - t) / N."""
+    z = z.astype(np.float64)
+    shifted = z - z.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    N = z.shape[0]
+    return -(t * log_p).sum() / N, (np.exp(log_p) - t) / N
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("layout", ["C", "F"])
+@pytest.mark.parametrize("targets", ["labels", "probabilities", "smoothed"])
+def test_cross_entropy_class_major_matches_row_major(backend, layout, targets):
+    """Computed class-major for speed; same loss and gradient, and the logits are left alone."""
+    be = get_backend(backend)
+    rng = np.random.default_rng(0)
+    N, C = 33, 7
+    z = rng.standard_normal((N, C)) * 5
+    z = np.asfortranarray(z) if layout == "F" else z
+    labels = rng.integers(0, C, size=N)
+    if targets == "probabilities":
+        t = rng.dirichlet(np.ones(C), size=N)
+        tgt = t
+    else:
+        t = np.eye(C)[labels]
+        tgt = labels
+    smoothing = 0.2 if targets == "smoothed" else 0.0
+    t = (1 - smoothing) * t + smoothing / C
+    crit = nn.CrossEntropyLoss(label_smoothing=smoothing)
+    z_dev = be.asarray(z, dtype="float64")
+    loss = crit(z_dev, be.asarray(tgt))
+    grad = crit.backward()
+    loss_ref, grad_ref = _ce_reference(z, t)
+    assert float(be.to_numpy(loss)) == pytest.approx(loss_ref, rel=1e-12)
+    assert tuple(grad.shape) == (N, C)
+    np.testing.assert_allclose(be.to_numpy(grad), grad_ref, rtol=1e-10, atol=1e-15)
+    np.testing.assert_array_equal(be.to_numpy(z_dev), z)  # the in-place steps worked on a copy
+    # float32 stays float32
+    crit32 = nn.CrossEntropyLoss(label_smoothing=smoothing)
+    assert crit32(be.asarray(z, dtype="float32"), be.asarray(tgt if targets != "probabilities"
+                                                            else tgt.astype(np.float32))).dtype == be.dtype("float32")
+    assert crit32.backward().dtype == be.dtype("float32")
