@@ -142,8 +142,8 @@ class ModelCheckpoint(Callback):
             save_checkpoint(path, state)
         except OSError as exc:
             self.failures += 1
-            log.warning("could not write checkpoint %s (%s); training continues", path,
-                        " ".join(str(exc.strerror or exc).split()))
+            reason = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+            log.warning("could not write checkpoint %s (%s); training continues", path, " ".join(reason.split()))
             return False
         setattr(self, f"{kind}_path", path)
         return True
