@@ -5,8 +5,9 @@ from mlpframe.engine.checkpoint import (
     Checkpoint, CheckpointError, NonFiniteError, load_checkpoint, save_checkpoint,
 )
 from mlpframe.engine.metrics import METRIC_NAMES, Accumulator, epoch_seed, evaluate
+from mlpframe.engine.state import TrainState
 from mlpframe.engine.tensorboard import TensorBoardLogger, confusion_image, flatten_hparams
-from mlpframe.engine.trainer import STATUSES, Trainer, TrainResult, TrainState
+from mlpframe.engine.trainer import STATUSES, Trainer, TrainResult
 
 __all__ = [
     "METRIC_NAMES", "STATUSES", "Accumulator", "Callback", "Checkpoint", "CheckpointError", "EarlyStopping",

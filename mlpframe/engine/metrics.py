@@ -7,7 +7,7 @@ at a sync point the caller chooses.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -152,3 +152,17 @@ def evaluate(model: Any, criterion: Any, batches: Iterable[tuple[Array, Array]],
             else np.zeros((num_classes, num_classes), dtype=np.int64)
         )
     return result
+
+
+def finite_check(params: Sequence[Any]) -> Any:
+    """A 0-d device array: 0 when every parameter is finite, NaN otherwise (``0 * inf`` is NaN).
+
+    Checking the weights after the update catches a non-finite gradient at the
+    step it happened, even when that step's loss was still finite.
+    """
+    total = None
+    for p in params:
+        xp = array_namespace(p.data)
+        t = xp.astype(xp.sum(p.data * 0.0), xp.float64)
+        total = t if total is None else total + t
+    return total

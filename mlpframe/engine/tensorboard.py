@@ -174,8 +174,10 @@ class TensorBoardLogger(Callback):
                             for tag, pts in self.scalars.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.scalars = {tag: list(zip(map(int, d["step"]), map(float, d["value"]), map(float, d["wall_time"])))
-                        for tag, d in (state.get("scalars") or {}).items()}
+        self.scalars = {
+            tag: list(zip(map(int, d["step"]), map(float, d["value"]), map(float, d["wall_time"]), strict=True))
+            for tag, d in (state.get("scalars") or {}).items()
+        }
 
     def _scalar(self, tag: str, value: float, step: int, wall_time: float | None = None) -> None:
         wall_time = time.time() if wall_time is None else wall_time

@@ -29,48 +29,20 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from mlpframe.backend import Backend, array_namespace
+from mlpframe.backend import Backend
 from mlpframe.engine.callbacks import Callback
 from mlpframe.engine.checkpoint import Checkpoint
-from mlpframe.engine.metrics import Accumulator, epoch_seed, evaluate
+from mlpframe.engine.metrics import Accumulator, epoch_seed, evaluate, finite_check
+from mlpframe.engine.state import TrainState, get_rng_state, set_rng_state
 
 log = logging.getLogger("mlpframe")
 
 STATUSES = ("completed", "diverged", "interrupted")
-
-
-@dataclass
-class TrainState:
-    """Everything the loop itself needs to continue a run (saved in every checkpoint)."""
-
-    epoch: int = 0  # completed epochs
-    global_step: int = 0
-    best_val_acc: float = -math.inf
-    best_val_loss: float = math.nan
-    best_epoch: int = 0
-    samples_seen: int = 0
-    train_time_s: float = 0.0
-    history: list[dict[str, float]] = field(default_factory=list)
-    step_in_epoch: int = 0  # steps of epoch `epoch` already done (a mid-epoch interrupt); 0 at a boundary
-    epoch_progress: dict[str, Any] | None = None  # that partial epoch's sums, timing and random state
-
-    def validate(self) -> None:
-        """``ValueError`` naming the field when a loaded state cannot be continued from."""
-        for name in ("epoch", "global_step", "best_epoch", "samples_seen", "step_in_epoch"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"trainer.{name}: expected an integer >= 0, got {value!r}")
-        if not isinstance(self.history, list) or not all(isinstance(h, dict) for h in self.history):
-            raise ValueError("trainer.history: expected a list of dicts")
-        if self.step_in_epoch:
-            keys = {"loss_sum", "correct", "n", "train_time_s", "num_batches", "accumulator", "rng"}
-            if not isinstance(self.epoch_progress, dict) or not keys <= set(self.epoch_progress):
-                raise ValueError("trainer.epoch_progress: missing or incomplete for a mid-epoch checkpoint")
 
 
 @dataclass
@@ -404,39 +376,3 @@ class Trainer:
         return TrainResult(status=status, metrics=metrics, history=list(st.history), confusion=confusion,
                            message=message)
 
-
-def finite_check(params: Sequence[Any]) -> Any:
-    """A 0-d device array: 0 when every parameter is finite, NaN otherwise (``0 * inf`` is NaN).
-
-    Checking the weights after the update catches a non-finite gradient at the
-    step it happened, even when that step's loss was still finite.
-    """
-    total = None
-    for p in params:
-        xp = array_namespace(p.data)
-        t = xp.astype(xp.sum(p.data * 0.0), xp.float64)
-        total = t if total is None else total + t
-    return total
-
-
-def get_rng_state(backend: Backend) -> dict[str, Any] | None:
-    """The backend's random stream as JSON-able data (NumPy's bit-generator state), or None.
-
-    Reads the backend's generator directly: ``Backend`` has no public accessor for it.
-    """
-    rng = getattr(backend, "_rng", None)
-    if isinstance(rng, np.random.Generator):
-        return rng.bit_generator.state
-    return None
-
-
-def set_rng_state(backend: Backend, state: dict[str, Any] | None) -> bool:
-    """Put the stream from :func:`get_rng_state` back; False when this backend cannot take it."""
-    rng = getattr(backend, "_rng", None)
-    if state is None or not isinstance(rng, np.random.Generator):
-        return False
-    try:
-        rng.bit_generator.state = state
-    except (TypeError, ValueError, KeyError):
-        return False
-    return True

@@ -197,7 +197,8 @@ def test_archives_np_savez_could_not_have_written_are_refused(tmp_path, kind):
         _zip_checkpoint(path, {"model/w.npy": _npy(np.zeros(10_000)), f"{ckpt_mod.META_KEY}.npy": meta},
                         compress=zipfile.ZIP_DEFLATED)
     else:
-        _zip_checkpoint(path, {"model/w.npy": _npy(np.ones(2)), "run.sh": b"rm -rf /", f"{ckpt_mod.META_KEY}.npy": meta})
+        _zip_checkpoint(path, {"model/w.npy": _npy(np.ones(2)), "run.sh": b"rm -rf /",
+                               f"{ckpt_mod.META_KEY}.npy": meta})
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path)
     message = str(info.value)

@@ -114,7 +114,8 @@ def test_restore_refuses_a_malformed_training_state(spirals, tmp_path, field, va
     trainer, _ = make(spirals)
     state = trainer.checkpoint_state()
     state["trainer"][field] = value  # step_in_epoch=3 without the partial epoch's sums
-    with pytest.raises(ValueError, match=f"trainer.{field if field != 'step_in_epoch' or value != 3 else 'epoch_progress'}"):
+    named = "epoch_progress" if (field, value) == ("step_in_epoch", 3) else field
+    with pytest.raises(ValueError, match=f"trainer.{named}"):
         trainer.restore(state)
 
 

@@ -45,7 +45,7 @@ def assert_same_tree(a: Any, b: Any, path: str = "") -> None:
                 assert_same_tree(a[k], b[k], f"{path}/{k}")
     elif isinstance(a, (list, tuple)):
         assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             assert_same_tree(x, y, f"{path}/{i}")
     elif isinstance(a, (np.ndarray, np.generic)):
         assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), path

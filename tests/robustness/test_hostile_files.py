@@ -18,8 +18,8 @@ import pytest
 
 from mlpframe.data import cifar10
 from mlpframe.engine.checkpoint import META_KEY
-
 from tests.cli.helpers import FAST, assert_one_line_error
+
 from .helpers import Payload, payload_bytes
 from .inprocess import run_main
 

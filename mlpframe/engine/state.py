@@ -1,0 +1,70 @@
+"""What a checkpoint must hold for the training loop to continue: counters, a partial epoch, the random stream.
+
+:class:`TrainState` is the loop's own bookkeeping. After an interrupt mid-epoch it
+also holds ``step_in_epoch`` and ``epoch_progress``: the running sums of that epoch
+(host numbers, and the unsynced device sums as host arrays of their own dtype), its
+training time so far, its number of batches, and the backend's random stream
+(:func:`get_rng_state`), which is what the rest of the epoch's dropout masks are drawn from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mlpframe.backend import Backend
+
+
+@dataclass
+class TrainState:
+    """Everything the loop itself needs to continue a run (saved in every checkpoint)."""
+
+    epoch: int = 0  # completed epochs
+    global_step: int = 0
+    best_val_acc: float = -math.inf
+    best_val_loss: float = math.nan
+    best_epoch: int = 0
+    samples_seen: int = 0
+    train_time_s: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+    step_in_epoch: int = 0  # steps of epoch `epoch` already done (a mid-epoch interrupt); 0 at a boundary
+    epoch_progress: dict[str, Any] | None = None  # that partial epoch's sums, timing and random state
+
+    def validate(self) -> None:
+        """``ValueError`` naming the field when a loaded state cannot be continued from."""
+        for name in ("epoch", "global_step", "best_epoch", "samples_seen", "step_in_epoch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"trainer.{name}: expected an integer >= 0, got {value!r}")
+        if not isinstance(self.history, list) or not all(isinstance(h, dict) for h in self.history):
+            raise ValueError("trainer.history: expected a list of dicts")
+        if self.step_in_epoch:
+            keys = {"loss_sum", "correct", "n", "train_time_s", "num_batches", "accumulator", "rng"}
+            if not isinstance(self.epoch_progress, dict) or not keys <= set(self.epoch_progress):
+                raise ValueError("trainer.epoch_progress: missing or incomplete for a mid-epoch checkpoint")
+
+
+def get_rng_state(backend: Backend) -> dict[str, Any] | None:
+    """The backend's random stream as JSON-able data (NumPy's bit-generator state), or None.
+
+    Reads the backend's generator directly: ``Backend`` has no public accessor for it.
+    """
+    rng = getattr(backend, "_rng", None)
+    if isinstance(rng, np.random.Generator):
+        return rng.bit_generator.state
+    return None
+
+
+def set_rng_state(backend: Backend, state: dict[str, Any] | None) -> bool:
+    """Put the stream from :func:`get_rng_state` back; False when this backend cannot take it."""
+    rng = getattr(backend, "_rng", None)
+    if state is None or not isinstance(rng, np.random.Generator):
+        return False
+    try:
+        rng.bit_generator.state = state
+    except (TypeError, ValueError, KeyError):
+        return False
+    return True
