@@ -36,15 +36,42 @@ class TrainState:
     def validate(self) -> None:
         """``ValueError`` naming the field when a loaded state cannot be continued from."""
         for name in ("epoch", "global_step", "best_epoch", "samples_seen", "step_in_epoch"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"trainer.{name}: expected an integer >= 0, got {value!r}")
+            _count(getattr(self, name), f"trainer.{name}")
+        for name in ("best_val_acc", "best_val_loss", "train_time_s"):
+            _number(getattr(self, name), f"trainer.{name}")
         if not isinstance(self.history, list) or not all(isinstance(h, dict) for h in self.history):
             raise ValueError("trainer.history: expected a list of dicts")
-        if self.step_in_epoch:
-            keys = {"loss_sum", "correct", "n", "train_time_s", "num_batches", "accumulator", "rng"}
-            if not isinstance(self.epoch_progress, dict) or not keys <= set(self.epoch_progress):
-                raise ValueError("trainer.epoch_progress: missing or incomplete for a mid-epoch checkpoint")
+        if not self.step_in_epoch:
+            return
+        p = self.epoch_progress
+        keys = {"loss_sum", "correct", "n", "train_time_s", "num_batches", "accumulator", "rng"}
+        if not isinstance(p, dict) or not keys <= set(p):
+            raise ValueError("trainer.epoch_progress: missing or incomplete for a mid-epoch checkpoint")
+        for name in ("correct", "n", "num_batches"):
+            _count(p[name], f"trainer.epoch_progress.{name}")
+        for name in ("loss_sum", "train_time_s"):
+            _number(p[name], f"trainer.epoch_progress.{name}")
+        acc = p["accumulator"]
+        if not isinstance(acc, dict) or not {"loss_sum", "correct", "n", "batches"} <= set(acc):
+            raise ValueError("trainer.epoch_progress.accumulator: expected loss_sum, correct, n, batches")
+        _count(acc["n"], "trainer.epoch_progress.accumulator.n")
+        _count(acc["batches"], "trainer.epoch_progress.accumulator.batches")
+        sums = (acc["loss_sum"], acc["correct"])
+        if sums != (None, None) and not all(isinstance(a, np.ndarray) and a.shape == () and a.dtype.kind in "fiu"
+                                            for a in sums):
+            raise ValueError("trainer.epoch_progress.accumulator: the running sums must be numeric scalars")
+        if p["rng"] is not None and not isinstance(p["rng"], dict):
+            raise ValueError("trainer.epoch_progress.rng: expected a generator state or null")
+
+
+def _count(value: Any, key: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{key}: expected an integer >= 0, got {value!r}")
+
+
+def _number(value: Any, key: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{key}: expected a number, got {value!r}")
 
 
 def get_rng_state(backend: Backend) -> dict[str, Any] | None:
@@ -65,6 +92,6 @@ def set_rng_state(backend: Backend, state: dict[str, Any] | None) -> bool:
         return False
     try:
         rng.bit_generator.state = state
-    except (TypeError, ValueError, KeyError):
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError):
         return False
     return True

@@ -150,22 +150,38 @@ class Trainer:
     def restore(self, checkpoint: Checkpoint | dict[str, Any]) -> None:
         """Continue from a checkpoint: model, optimizer, scheduler, counters, best weights.
 
-        ``ValueError`` (naming the parameter) when the checkpoint does not fit this
-        model or optimizer.
+        ``ValueError`` (naming the parameter or field) when the checkpoint does not fit
+        this model or optimizer, or its bookkeeping is malformed; the trainer's own
+        state is checked before anything is loaded.
         """
         state = checkpoint.state if isinstance(checkpoint, Checkpoint) else checkpoint
         missing = {"model", "optimizer", "trainer", "rng"} - set(state)
         if missing:
             raise ValueError(f"checkpoint: lacks {', '.join(sorted(missing))}")
+        if not isinstance(state["rng"], dict) or isinstance(state["rng"].get("seed"), bool) \
+                or not isinstance(state["rng"].get("seed"), int):
+            raise ValueError(f"checkpoint: rng: expected {{'seed': <int>, ...}}, got {state['rng']!r:.80}")
+        best = state.get("best_model")
+        if best is not None and not (isinstance(best, dict) and all(isinstance(v, np.ndarray) for v in best.values())):
+            raise ValueError("checkpoint: best_model: expected a mapping of parameter names to arrays")
+        if not isinstance(state.get("metrics") or {}, dict):
+            raise ValueError("checkpoint: metrics: expected a mapping")
+        if not isinstance(state["trainer"], dict):
+            raise ValueError("checkpoint: trainer: expected a mapping")
+        trainer_state = TrainState(**state["trainer"])
+        trainer_state.validate()
         if int(state["rng"]["seed"]) != self.seed:
             log.warning("resuming a run with seed %s under seed %s: data order and dropout will differ "
                         "from the original run", state["rng"]["seed"], self.seed)
         self.model.load_state_dict(state["model"])
+        if best is not None:  # loaded into the model only at test time: check it fits now
+            current = self.model.state_dict()
+            for name, w in current.items():
+                if name not in best or best[name].shape != w.shape or best[name].dtype.kind != w.dtype.kind:
+                    raise ValueError(f"checkpoint: best_model.{name} does not fit this model")
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        trainer_state = TrainState(**state["trainer"])
-        trainer_state.validate()
         self.state = trainer_state
         self.best_state = state.get("best_model")
         self.last_metrics = dict(state.get("metrics") or {})

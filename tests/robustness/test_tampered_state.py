@@ -1,0 +1,74 @@
+"""A checkpoint whose fields were tampered with (hand-edited, another version, crafted) is refused
+by ``Trainer.restore`` with an error the CLI prints as one line, or trains normally; it never
+crashes the run halfway."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mlpframe.data import load_dataset
+from tests.engine.test_trainer import make
+from tests.engine.test_trainer_resume import InterruptAt
+
+# what mlpframe.cli.train turns into "ckpt_path: ... does not fit this run's model/optimizer (...)"
+REFUSED = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+BAD_VALUES = [None, "x", -1, 2**70, 1e308, math.nan, True, [], {}, [1, "a"], {"a": 1}, np.zeros(3),
+              np.array("s"), np.zeros((2, 2), np.int64), np.float32(1.5)]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_dataset("synthetic", n_samples=300, num_classes=3, noise=0.05, seed=0)
+
+
+@pytest.fixture(scope="module")
+def saved_state(tiny):
+    """Epoch 2 of 3 interrupted mid-way, learning nothing (lr 1e-12): the best weights stay those of
+    epoch 1, so a tampered ``best_model`` is still there at test time."""
+    crit = InterruptAt(2 * 6 + 3)  # 6 steps per epoch
+    trainer, loaders = make(tiny, max_epochs=3, lr=1e-12, criterion=crit)
+    crit.trainer = trainer
+    assert trainer.fit(*loaders).status == "interrupted" and trainer.state.step_in_epoch == 3
+    return trainer.checkpoint_state()
+
+
+def leaf_paths(obj, path=()):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from leaf_paths(v, (*path, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from leaf_paths(v, (*path, i))
+    if path:
+        yield path
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_tampered_field_is_refused_or_harmless(tiny, saved_state, data):
+    paths = sorted(leaf_paths(saved_state), key=repr)
+    # every field of the top two levels equally likely, however many leaves it holds
+    groups = sorted({p[:2] for p in paths}, key=repr)
+    group = data.draw(st.sampled_from(groups), label="field")
+    path = data.draw(st.sampled_from([p for p in paths if p[:2] == group]), label="path")
+    value = data.draw(st.sampled_from(BAD_VALUES), label="value")
+    state = copy.deepcopy(saved_state)
+    parent = state
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    trainer, loaders = make(tiny, max_epochs=3, lr=1e-12)
+    try:
+        trainer.restore(state)
+    except REFUSED:
+        return
+    with np.errstate(all="ignore"):
+        result = trainer.fit(*loaders, num_classes=3)  # must not raise
+    assert result.status in ("completed", "diverged")
