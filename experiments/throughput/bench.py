@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import platform
 import resource
@@ -163,7 +164,7 @@ def time_trials(runners: dict[str, S.Runner], steps: int, trials: int, batch: in
             time.sleep(settle)
             t0 = time.perf_counter()
             for i in range(steps):
-                r.step(i)
+                r.step()
             r.sync()  # device work finished before the timer is read
             pair[name] = steps * batch / (time.perf_counter() - t0)
         used = LOAD.cores_used(start)
@@ -177,17 +178,30 @@ def time_trials(runners: dict[str, S.Runner], steps: int, trials: int, batch: in
 
 
 def calibrate(runners: dict[str, S.Runner], warmup: int, target_s: float) -> int:
-    """Warm every runner up; the step count that makes one trial take about ``target_s``."""
-    per_step = []
+    """Warm every runner up; the step count that makes one trial take about ``target_s``.
+
+    Each runner's step time is the fastest of three short timings, so that a busy
+    moment of a shared machine does not make every trial short.
+    """
+    per_step, taken = [], []
     for r in runners.values():
         for i in range(warmup):
-            r.step(i)
+            r.step()
         r.sync()
-        t0 = time.perf_counter()
-        for i in range(3):
-            r.step(i)
-        r.sync()
-        per_step.append((time.perf_counter() - t0) / 3)
+        best, total = math.inf, warmup
+        for _ in range(3):
+            n, t0 = 0, time.perf_counter()
+            while n < 3 or time.perf_counter() - t0 < min(0.05, target_s / 4):
+                r.step()
+                n += 1
+            r.sync()
+            best, total = min(best, (time.perf_counter() - t0) / n), total + n
+        per_step.append(best)
+        taken.append(total)
+    # the same number of steps on every side, so that the final losses can be compared
+    for r, n in zip(runners.values(), taken):
+        for i in range(max(taken) - n):
+            r.step()
     return max(3, round(target_s / statistics.mean(per_step)))
 
 
@@ -197,10 +211,10 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def step_peak_bytes(r: S.Runner) -> int:
     """Bytes NumPy allocates at the peak of one step above what it holds before (tracemalloc)."""
-    r.step(0)
+    r.step()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    r.step(1)
+    r.step()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return peak - base
@@ -241,7 +255,7 @@ def _rss_child_main(framework: str, name: str, batch: int, backend: str) -> None
     x, y = S.make_data(shape, N_BATCHES)
     r = build(framework, shape, x, y, backend)
     for i in range(10):
-        r.step(i)
+        r.step()
     r.sync()
     print(before, peak_rss_kib())
 
@@ -259,7 +273,7 @@ def bench_shape(shape: S.Shape, args: argparse.Namespace, frameworks: list[str])
     if args.steps:
         for r in runners.values():
             for i in range(args.warmup):
-                r.step(i)
+                r.step()
         steps = args.steps
     else:
         if args.wait_idle:
@@ -290,14 +304,14 @@ def device_memory(runners: dict[str, S.Runner], backend: str) -> dict[str, float
     be = get_backend(backend)
     be.free_memory()
     for i in range(3):
-        runners["mlpframe"].step(i)
+        runners["mlpframe"].step()
     be.synchronize()
     out["mlpframe"] = be.memory_info().get("total_bytes", 0) / MIB
     if "torch" in runners:
         import torch
         torch.cuda.reset_peak_memory_stats()
         for i in range(3):
-            runners["torch"].step(i)
+            runners["torch"].step()
         torch.cuda.synchronize()
         out["torch"] = torch.cuda.max_memory_allocated() / MIB
     return out
@@ -316,13 +330,16 @@ def bench_trainer(args: argparse.Namespace) -> dict[str, Any]:
     raw = S.build_mlpframe(shape, x[: N_BATCHES * shape.batch].reshape(N_BATCHES, shape.batch, -1),
                            y[: N_BATCHES * shape.batch].reshape(N_BATCHES, shape.batch), args.backend)
     for i in range(args.warmup):
-        raw.step(i)
+        raw.step()
     raw_s, loop_s, fit_s, load = [], [], [], []
+    dropped = 0
     with tempfile.TemporaryDirectory(prefix="mlpframe-bench-") as tmp:
-        for t in range(args.trials):
+        while len(load) < args.trials:
+            t = len(load) + dropped
             if args.wait_idle:
                 LOAD.wait_idle(args.wait_idle)
             start = LOAD.snapshot()
+            kept = len(raw_s), len(loop_s), len(fit_s)
             def trainer_trial() -> None:
                 r = S.run_trainer(shape, x, y, x_val, y_val, epochs, f"{tmp}/run{t}", args.backend)
                 loop_s.append(r["loop_s"] / r["steps"])
@@ -333,22 +350,26 @@ def bench_trainer(args: argparse.Namespace) -> dict[str, Any]:
                 raw.sync()
                 t0 = time.perf_counter()
                 for i in range(k):
-                    raw.step(i)
+                    raw.step()
                 raw.sync()
                 raw_s.append((time.perf_counter() - t0) / k)
 
-            for trial in ((raw_trial, trainer_trial) if t % 2 == 0 else (trainer_trial, raw_trial)):
+            for trial in ((raw_trial, trainer_trial) if len(load) % 2 == 0 else (trainer_trial, raw_trial)):
                 time.sleep(args.settle)
                 trial()
             used = LOAD.cores_used(start)
-            if used is not None:
-                load.append(used)
+            if args.wait_idle and used is not None and used > MAX_OTHER_LOAD and dropped < 3 * args.trials:
+                dropped += 1  # a busy pair: measure it again (see time_trials)
+                del raw_s[kept[0]:], loop_s[kept[1]:], fit_s[kept[2]:]
+                continue
+            load.append(used if used is not None else float("nan"))
     raw_m, loop_m, fit_m = (statistics.median(v) for v in (raw_s, loop_s, fit_s))
     return {"shape": shape.name, "layers": shape.layers(), "batch": shape.batch, "steps_per_epoch": batches,
             "epochs": epochs, "trials": args.trials, "raw_ms": raw_m * 1e3, "loop_ms": loop_m * 1e3,
             "fit_ms": fit_m * 1e3, "loop_overhead_pct": (loop_m / raw_m - 1) * 100,
             "fit_overhead_pct": (fit_m / raw_m - 1) * 100,
-            "loop_overhead_trials_pct": [(lo / r - 1) * 100 for lo, r in zip(loop_s, raw_s)], "other_load": load}
+            "loop_overhead_trials_pct": [(lo / r - 1) * 100 for lo, r in zip(loop_s, raw_s)], "other_load": load,
+            "dropped_trials": dropped}
 
 
 # -------------------------------------------------------------------- report
@@ -453,7 +474,8 @@ def render(res: dict[str, Any]) -> str:
                   f"| {t['raw_ms']:.3f} ms | {t['loop_ms']:.3f} ms | **{t['loop_overhead_pct']:+.1f} %** "
                   f"({min(t['loop_overhead_trials_pct']):+.1f}–{max(t['loop_overhead_trials_pct']):+.1f} %) | "
                   f"{t['fit_ms']:.3f} ms ({t['fit_overhead_pct']:+.1f} %) |", "",
-                  f"Other load during these trials: {_load_cell(t.get('other_load'))} cores.", "",
+                  f"Other load during these trials: {_load_cell(t.get('other_load'), t.get('dropped_trials', 0))} "
+                  "cores.", "",
                   "The trainer loop is the Trainer's own synchronised epoch time: batch gathering, the step, "
                   "device-side loss/accuracy sums, a host sync and logging every 50 steps.", ""]
     if res.get("without_openblas_env"):
@@ -506,7 +528,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
     p.add_argument("--quick", action="store_true", help="a few steps per shape: a smoke test, not a measurement")
-    p.add_argument("--trials", type=int, default=None, help="alternating trials per framework (default 9)")
+    p.add_argument("--trials", type=int, default=None, help="alternating trials per framework (default 11)")
     p.add_argument("--steps", type=int, default=None, help="steps per trial (default: ~--trial-seconds)")
     p.add_argument("--trial-seconds", type=float, default=0.5)
     p.add_argument("--warmup", type=int, default=None)
@@ -531,7 +553,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.steps = args.steps or 2
         args.warmup = 1 if args.warmup is None else args.warmup
         args.rss = False
-    args.trials = args.trials or 9
+    args.trials = args.trials or 11
     if args.settle is None:
         args.settle = 0.0 if args.quick else 0.3
     args.warmup = 5 if args.warmup is None else args.warmup

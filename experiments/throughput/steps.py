@@ -2,7 +2,8 @@
 
 A *step* is what one iteration of a training loop does: zero the gradients,
 forward, loss, backward, optimizer update. Every builder returns a
-``Runner(step, sync, ...)``: ``step(i)`` runs one step on batch ``i % n_batches``
+``Runner(step, sync, ...)``: ``step()`` runs one step on the next of its batches
+(in turn, so runners that took the same number of steps saw the same data)
 without reading anything back to the host, ``sync()`` waits for queued device
 work (a no-op on the CPU) so that a timer read after it measures finished work.
 """
@@ -46,7 +47,7 @@ LR, MOMENTUM = 0.01, 0.9
 
 @dataclass
 class Runner:
-    step: Callable[[int], None]
+    step: Callable[[], None]
     sync: Callable[[], None]
     model: Any
     last_loss: Callable[[], float]  # host sync: only for the sanity check after timing
@@ -75,10 +76,11 @@ def build_mlpframe(shape: Shape, x: np.ndarray, y: np.ndarray, backend: str = "n
     xs = [be.asarray(b) for b in x]
     ys = [be.asarray(b) for b in y]
     n = len(xs)
-    box: dict[str, Any] = {}
+    box: dict[str, Any] = {"k": 0}
 
-    def step(i: int) -> None:
-        xb, yb = xs[i % n], ys[i % n]
+    def step() -> None:
+        k = box["k"] = box["k"] + 1
+        xb, yb = xs[k % n], ys[k % n]
         opt.zero_grad()
         logits = model(xb)
         box["loss"] = crit(logits, yb)
@@ -111,10 +113,11 @@ def build_torch(shape: Shape, x: np.ndarray, y: np.ndarray, device: str = "cpu",
     xs = [torch.from_numpy(b.copy()).to(device) for b in x]
     ys = [torch.from_numpy(b.copy()).to(device) for b in y]
     n = len(xs)
-    box: dict[str, Any] = {}
+    box: dict[str, Any] = {"k": 0}
 
-    def step(i: int) -> None:
-        xb, yb = xs[i % n], ys[i % n]
+    def step() -> None:
+        k = box["k"] = box["k"] + 1
+        xb, yb = xs[k % n], ys[k % n]
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(xb), yb)
         loss.backward()
