@@ -217,6 +217,7 @@ register_configs()
 
 
 # --------------------------------------------------------------- validation
+MAX_DEPTH = 1000
 def _require(cond: bool, key: str, problem: str) -> None:
     if not cond:
         raise ConfigError(key, problem)
@@ -254,6 +255,27 @@ def hidden_sizes(model: Mapping[str, Any]) -> list[int]:
     return [width] * depth
 
 
+_SECTIONS = {"model": ModelConfig, "data": DataConfig}
+
+
+def checked_section(section: str, values: Any, key: str) -> dict[str, Any]:
+    """``values`` (e.g. the ``model`` config stored in a checkpoint) type-checked against its schema.
+
+    Raises :class:`ConfigError` naming ``key`` and the offending field, as a bad override would.
+    """
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not isinstance(values, Mapping):
+        raise ConfigError(key, f"expected a mapping, got {type(values).__name__}")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(_SECTIONS[section]), dict(values))
+        return OmegaConf.to_container(merged, resolve=True)
+    except (OmegaConfBaseException, ValueError, TypeError) as exc:
+        field_name = getattr(exc, "full_key", None)
+        problem = " ".join(str(getattr(exc, "msg", None) or exc).split("\n")[0].split())
+        raise ConfigError(f"{key}.{field_name}" if field_name else key, problem) from None
+
+
 def validate_backend(backend: Mapping[str, Any], key: str = "backend") -> None:
     _choice(backend.get("name"), f"{key}.name", BACKENDS)
     if backend.get("device") is not None:
@@ -285,6 +307,8 @@ def validate_model(model: Mapping[str, Any], key: str = "model") -> None:
         _positive_int(model.get("width"), f"{key}.width")
     if model.get("depth") is not None:
         _positive_int(model.get("depth"), f"{key}.depth")
+    _require(len(hidden) <= MAX_DEPTH and (model.get("depth") or 0) <= MAX_DEPTH, f"{key}.depth",
+             f"at most {MAX_DEPTH} hidden layers (a larger number is taken for a typo)")
     _require(len(hidden_sizes(model)) > 0 and all(h is not None for h in hidden_sizes(model)), f"{key}.hidden",
              "needs at least one hidden layer width (e.g. model.hidden=[128], or model.width and model.depth)")
     _choice(model.get("activation"), f"{key}.activation", tuple(ACTIVATIONS))

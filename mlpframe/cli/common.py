@@ -35,7 +35,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
     from mlpframe.data import DataError
 
-    return (UserError, ConfigError, BackendUnavailableError, CheckpointError, DataError, OmegaConfBaseException)
+    # MemoryError: a data set, model or batch larger than the machine (CuPy's OutOfMemoryError is one)
+    return (UserError, ConfigError, BackendUnavailableError, CheckpointError, DataError, OmegaConfBaseException,
+            MemoryError)
 
 
 def user_message(exc: BaseException) -> str:
@@ -44,6 +46,9 @@ def user_message(exc: BaseException) -> str:
 
     if isinstance(exc, OmegaConfBaseException):
         return format_hydra_error(exc)
+    if isinstance(exc, MemoryError):
+        return one_line(f"out of memory ({exc or type(exc).__name__}); use a smaller data set, model, "
+                        "data.batch_size or trainer.eval_batch_size")
     return one_line(str(exc))
 
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from mlpframe.backend import get_backend
 from mlpframe.cli import build
 from mlpframe.cli.common import UserError, config_dir, fail, one_line, user_errors, user_message
-from mlpframe.config import ConfigError, validate_backend, validate_data, validate_model
+from mlpframe.config import ConfigError, checked_section, validate_backend, validate_data, validate_model
 from mlpframe.engine import evaluate as evaluate_model
 from mlpframe.engine import load_checkpoint
 
@@ -26,32 +26,36 @@ from mlpframe.engine import load_checkpoint
 def run(cfg: DictConfig) -> dict[str, Any]:
     c: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)
     if not c.get("ckpt_path"):
-        raise ConfigError("ckpt_path", "is required: python -m mlpframe evaluate ckpt_path=<run dir>/checkpoints/best.npz")
+        raise ConfigError("ckpt_path",
+                          "is required: python -m mlpframe evaluate ckpt_path=<run dir>/checkpoints/best.npz")
     if not (isinstance(c["batch_size"], int) and c["batch_size"] >= 1):
         raise ConfigError("batch_size", f"must be an integer >= 1, got {c['batch_size']!r}")
     validate_backend(c["backend"])
     ckpt = load_checkpoint(c["ckpt_path"])
-    stored = ckpt.get("config") or {}
-    if not all(isinstance(stored.get(k), dict) for k in ("model", "data")):
+    stored = ckpt.get("config")
+    if not isinstance(stored, dict) or not all(isinstance(stored.get(k), dict) for k in ("model", "data")):
         raise UserError(f"ckpt_path: {ckpt.path} holds no model/data config to rebuild the model from")
-    data_cfg = c["data"] if c.get("data") else stored["data"]
+    # the file's config is checked like a command line: same schema, same value checks
+    model_cfg = checked_section("model", stored["model"], key="checkpoint model")
+    data_cfg = c["data"] if c.get("data") else checked_section("data", stored["data"], key="checkpoint data")
     validate_data(data_cfg)
-    validate_model(stored["model"], key="checkpoint model")
-    seed = int(stored.get("seed", 42))
+    validate_model(model_cfg, key="checkpoint model")
+    seed, dtype = stored.get("seed", 42), stored.get("dtype", "float32")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0 or dtype not in ("float32", "float64"):
+        raise UserError(f"ckpt_path: {ckpt.path} has a malformed config (seed {seed!r:.40}, dtype {dtype!r:.40})")
 
     be = get_backend(c["backend"]["name"], c["backend"]["device"])
     ds = build.load_data(data_cfg, seed=seed, progress=False)
-    model = build.build_model(stored["model"], ds.num_features, ds.num_classes, seed=seed,
-                              dtype=stored.get("dtype", "float32")).to(be)
+    model = build.build_model(model_cfg, ds.num_features, ds.num_classes, seed=seed, dtype=dtype).to(be)
     try:
         model.load_state_dict(ckpt["model"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise UserError(f"ckpt_path: the weights in {ckpt.path} do not fit {data_cfg['name']} "
                         f"({ds.num_features} features, {ds.num_classes} classes): {one_line(exc)}") from None
-    criterion = build.build_criterion(stored["model"])
+    criterion = build.build_criterion(model_cfg)
     loader = build.make_loader(ds.test, c["batch_size"], be, train=False)
     result = evaluate_model(model, criterion, loader, be)
-    trainer_state = ckpt.get("trainer") or {}
+    trainer_state = ckpt.get("trainer") if isinstance(ckpt.get("trainer"), dict) else {}
     return {
         "test/acc": result["acc"],
         "test/loss": result["loss"],

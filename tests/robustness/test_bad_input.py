@@ -135,6 +135,8 @@ def test_every_bad_override_is_one_line_and_status_2(tmp_path_factory, capsys, b
     ("model.zz_size=3", ("model.zz_size",)),
     ("model.hidden=[]", ("model.hidden", "model.width and model.depth")),
     ("data.batch_size=100000", ("data.batch_size", "larger than the training set")),  # found after loading
+    ("data.n_samples=100000000000000", ("out of memory", "smaller data set")),
+    ("model.depth=100000000000", ("model.depth", "at most 1000")),
 ])
 def test_bad_overrides_end_to_end(run_cli, tmp_path, override, needles):
     proc = run_cli("train", *FAST, override, "hydra.run.dir=run")

@@ -72,3 +72,49 @@ def test_a_tampered_field_is_refused_or_harmless(tiny, saved_state, data):
     with np.errstate(all="ignore"):
         result = trainer.fit(*loaders, num_classes=3)  # must not raise
     assert result.status in ("completed", "diverged")
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory, data_cache):
+    import os
+
+    from mlpframe.engine import load_checkpoint
+
+    from .inprocess import run_main
+
+    cwd = tmp_path_factory.mktemp("trained")
+    os.environ["MLPFRAME_DATA"] = str(data_cache)  # read at load time; the runs below set it again
+    args = ["train", "data=synthetic", "data.n_samples=300", "model.hidden=[8]", "trainer.max_epochs=1",
+            "logger=none", "trainer.progress_bar=false", f"hydra.run.dir={cwd}/run"]
+    assert run_main(args, cwd) == 0
+    return load_checkpoint(cwd / "run/checkpoints/best.npz").state
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_evaluate_checks_a_tampered_checkpoint_config_like_a_command_line(trained_checkpoint, tmp_path_factory,
+                                                                          capsys, monkeypatch, data_cache, data):
+    from mlpframe.engine import save_checkpoint
+
+    from .inprocess import run_main
+
+    monkeypatch.setenv("MLPFRAME_DATA", str(data_cache))
+    paths = sorted((p for p in leaf_paths(trained_checkpoint) if p[0] in ("config", "model", "trainer")), key=repr)
+    groups = sorted({p[:3] for p in paths}, key=repr)
+    group = data.draw(st.sampled_from(groups), label="field")
+    path = data.draw(st.sampled_from([p for p in paths if p[:3] == group]), label="path")
+    value = data.draw(st.sampled_from(BAD_VALUES), label="value")
+    state = copy.deepcopy(trained_checkpoint)
+    parent = state
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    cwd = tmp_path_factory.mktemp("tampered")
+    save_checkpoint(cwd / "t.npz", state, allow_non_finite=True)
+    capsys.readouterr()
+    status = run_main(["evaluate", f"ckpt_path={cwd}/t.npz"], cwd)  # raises if anything else goes wrong
+    out, err = capsys.readouterr()
+    assert status in (0, 2), (path, value, status)
+    if status == 2:
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
