@@ -247,7 +247,7 @@ def train(cfg: DictConfig) -> float:
         log.warning("%d checkpoint write(s) failed; see the warnings above", checkpointer.failures)
     log.info(summary(result, run_dir))
     if result.status == "interrupted":
-        print(f"interrupted ({result.message}): {resume_hint(run_dir, hc)}", file=sys.stderr, flush=True)
+        print(f"{result.message}: {resume_hint(run_dir, hc)}", file=sys.stderr, flush=True)
         sys.exit(interrupts.exit_status)
     if result.status == "diverged":
         return math.nan
@@ -268,16 +268,14 @@ def resume_hint(run_dir: Path, hc: Any) -> str:
 
 def aborted(run_dir: Path, interrupts: Interrupts, hc: Any, started: float) -> None:
     """A signal before training started, or a second one during it: one line, exit 128 + signal."""
-    if interrupts.trainer is None:
+    if interrupts.trainer is None:  # (an earlier attempt's checkpoints keep the folder)
         remove_if_only_hydra(run_dir)
         message = "interrupted before training started"
-        hint = "nothing to resume"
     else:
         message = "aborted by a second signal"
-        hint = resume_hint(run_dir, hc)
         write_json_atomic(run_dir / "metrics.json", {"status": "interrupted", "message": message,
                                                      "wall_time_s": time.time() - started})
-    print(f"{message}: {hint}", file=sys.stderr, flush=True)
+    print(f"{message}: {resume_hint(run_dir, hc)}", file=sys.stderr, flush=True)
     sys.exit(interrupts.exit_status)
 
 

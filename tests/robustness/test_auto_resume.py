@@ -63,6 +63,26 @@ def test_a_signal_before_training_exits_at_once_and_leaves_no_run_dir(tmp_path, 
     status = run_main(["train", *COMMON, f"hydra.run.dir={tmp_path}/run"], tmp_path)
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 128 + signal.SIGTERM
-    assert err == ["interrupted before training started: nothing to resume"]
+    assert err == ["interrupted before training started: no checkpoint was written, so there is nothing to resume"]
     assert not (tmp_path / "run").exists()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers were put back
+
+
+def test_a_signal_before_training_of_a_requeued_run_points_at_its_checkpoint(tmp_path, capsys, monkeypatch):
+    from mlpframe.cli import build
+
+    args = ["train", *COMMON, f"hydra.run.dir={tmp_path}/run"]
+    assert run_main([*args, "trainer.max_epochs=1"], tmp_path) == 0
+    capsys.readouterr()
+    real = build.load_data
+
+    def sigint_while_loading(*a, **kw):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(build, "load_data", sigint_while_loading)
+    assert run_main(args, tmp_path) == 128 + signal.SIGINT
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    last = tmp_path / "run/checkpoints/last.npz"
+    assert line.startswith(f"interrupted before training started: checkpoint {last} (epoch 1); resume with: ")
+    assert last.is_file() and read_json(tmp_path / "run/metrics.json")["status"] == "completed"
