@@ -43,6 +43,7 @@ from mlpframe.engine.state import TrainState, get_rng_state, set_rng_state
 log = logging.getLogger("mlpframe")
 
 STATUSES = ("completed", "diverged", "interrupted")
+DIVERGED_HINT = "lower optimizer.lr or set trainer.grad_clip"
 
 
 @dataclass
@@ -356,13 +357,12 @@ class Trainer:
                 steps = acc.batches
                 acc.watch(finite_check(params))
                 s, c, k = acc.sync()  # host sync (loss, correct and the weights' check in one transfer)
-                hint = "lower optimizer.lr or set trainer.grad_clip"
-                where = f"step {self.state.global_step} (epoch {self.state.epoch + 1})"
                 if not math.isfinite(s):
-                    self.stop("diverged", f"training loss became {s / k} at {where}; {hint}")
+                    self.stop("diverged", f"training loss became {s / k} at {self._where()}; {DIVERGED_HINT}")
                     return None
                 if acc.watched is not None and not math.isfinite(acc.watched):
-                    self.stop("diverged", f"weights became non-finite (nan/inf gradients) by {where}; {hint}")
+                    self.stop("diverged", f"weights became non-finite (nan/inf gradients) by {self._where()}; "
+                                          f"{DIVERGED_HINT}")
                     return None
                 loss_sum, correct, n = loss_sum + s, correct + c, n + k
                 self._call("on_train_sync", {"train/loss": s / k, "train/acc": c / k}, steps)
@@ -371,6 +371,9 @@ class Trainer:
                                           prior_time + time.perf_counter() - t0)
                 return None
         return loss_sum, correct, n
+
+    def _where(self) -> str:
+        return f"step {self.state.global_step} (epoch {self.state.epoch + 1})"
 
     def _result(self, status: str, message: str, test: dict[str, Any], confusion: np.ndarray | None,
                 wall_time: float) -> TrainResult:
