@@ -121,11 +121,6 @@ class Trainer:
         self._interrupt = True
 
     @property
-    def interrupted_mid_epoch(self) -> bool:
-        """True after an interrupt that left a partial epoch (see ``TrainState.step_in_epoch``)."""
-        return self.state.step_in_epoch > 0
-
-    @property
     def lr(self) -> float:
         if self.scheduler is not None:
             return float(self.scheduler.get_last_lr()[0])
