@@ -4,7 +4,8 @@ One writer per run directory. Scalars use the global step as x axis, so the
 per-interval training curves and the per-epoch validation points line up.
 Hyperparameters are attached to the run itself (not to a sub-run, which is what
 ``SummaryWriter.add_hparams`` would do), so TensorBoard's HParams tab shows one
-row per run of a sweep.
+row per run of a sweep, with the run's scalars (``val/acc_best``, ``test/acc``, …)
+as its metrics.
 
 A resumed run writes into the same folder, and its curves end up exactly those of
 an uninterrupted run. The writer queues events and flushes them every
@@ -208,8 +209,12 @@ class TensorBoardLogger(Callback):
                 # four-space indent: a Markdown code block in the Text tab
                 self.writer.add_text("config", "\n".join("    " + ln for ln in self.config_text.splitlines()), 0)
             if self.hparams:
-                for summary in hparams_summaries(self.hparams, {m: 0.0 for m in HPARAM_METRICS}):
-                    self.writer.file_writer.add_summary(summary)
+                # the session's start and end only: without an experiment summary of its own in
+                # any run, TensorBoard builds the experiment from all the runs under --logdir, so
+                # the HParams tab of a sweep marks the swept keys as the ones that differ
+                _, session_start, session_end = hparams_summaries(self.hparams, {m: 0.0 for m in HPARAM_METRICS})
+                self.writer.file_writer.add_summary(session_start)
+                self.writer.file_writer.add_summary(session_end)
         saved, self.scalars = self.scalars, {}
         replay = sorted(((pt, tag) for tag, pts in saved.items() for pt in pts if pt[0] <= step),
                         key=lambda item: (item[0][2], item[0][0]))

@@ -72,8 +72,11 @@ def test_tensorboard_lists_every_run_with_one_hparams_row_each(grid_sweep, tenso
     assert sorted(get(tensorboard, "/data/runs")) == sorted(f"{d.name}/tensorboard" for d in dirs)
 
     experiment = post(tensorboard, "/data/plugin/hparams/experiment", {"experimentName": ""})
-    hparams = {h["name"] for h in experiment["hparamInfos"]}
-    assert {"optimizer.lr", "model.hidden", "seed"} <= hparams
+    hparams = {h["name"]: h for h in experiment["hparamInfos"]}
+    assert {"optimizer.lr", "model.hidden", "seed"} <= set(hparams)
+    # the swept keys are the ones TensorBoard marks as differing (it sorts them first)
+    assert hparams["optimizer.lr"].get("differs") and hparams["model.hidden"].get("differs")
+    assert not hparams["seed"].get("differs")
     assert {"val/acc_best", "test/acc"} <= {m["name"]["tag"] for m in experiment["metricInfos"]}
 
     groups = post(tensorboard, "/data/plugin/hparams/session_groups", SESSION_GROUPS)["sessionGroups"]
