@@ -15,7 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from mlpframe.backend import get_backend
-from mlpframe.cli.common import config_dir, fail, one_line, user_errors
+from mlpframe.cli.common import config_dir, fail, user_errors, user_message
 from mlpframe.config import validate_backend
 
 
@@ -51,7 +51,7 @@ def gradcheck(cfg: DictConfig) -> float:
         validate_backend(cfg.backend)
         be = get_backend(cfg.backend.name, cfg.backend.device)
     except user_errors() as exc:
-        fail(one_line(exc))
+        fail(user_message(exc))
     kwargs: dict[str, Any] = {"seed": int(cfg.seed)}
     if cfg.rtol is not None:
         kwargs["rtol"] = float(cfg.rtol)
