@@ -48,8 +48,10 @@ def load_synthetic(
         raise DataError(f"{NAME}: n_samples={n_samples!r} must be a whole number of at least 10")
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
         raise DataError(f"{NAME}: num_classes={num_classes!r} must be a whole number of at least 2")
-    if not noise >= 0:
-        raise DataError(f"{NAME}: noise={noise!r} must be >= 0")
+    if not 0 <= noise < float("inf"):
+        raise DataError(f"{NAME}: noise={noise!r} must be a finite number >= 0")
+    if not abs(turns) < float("inf"):  # NaN fails too
+        raise DataError(f"{NAME}: turns={turns!r} must be a finite number")
     test_size = n_samples // 5 if test_size is None else test_size
     val_size = n_samples // 10 if val_size is None else val_size
     if isinstance(test_size, bool) or not isinstance(test_size, (int, np.integer)) or not 0 < test_size < n_samples:

@@ -37,7 +37,8 @@ def test_sizes_and_noise_options():
 
 @pytest.mark.parametrize(
     "options",
-    [{"n_samples": 5}, {"num_classes": 1}, {"noise": -1.0}, {"test_size": 0}, {"val_size": 10_000}],
+    [{"n_samples": 5}, {"num_classes": 1}, {"noise": -1.0}, {"noise": float("nan")}, {"noise": float("inf")},
+     {"turns": float("nan")}, {"turns": float("inf")}, {"test_size": 0}, {"val_size": 10_000}],
 )
 def test_bad_options(options):
     with pytest.raises(DataError):
