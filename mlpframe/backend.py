@@ -124,6 +124,26 @@ class Backend:
         u = self._rng.random(shape, dtype=np.float64 if dtype == self.xp.float64 else np.float32)
         return u if self.name == "numpy" else self.asarray(u)
 
+    def rng_state(self) -> dict[str, Any] | None:
+        """The random stream's position as JSON-able data (NumPy's bit-generator state).
+
+        ``None`` where it cannot be read back (CuPy's generators): a checkpoint can then
+        restore the stream only at the next re-seed.
+        """
+        if isinstance(self._rng, np.random.Generator):
+            return self._rng.bit_generator.state
+        return None
+
+    def set_rng_state(self, state: dict[str, Any] | None) -> bool:
+        """Put back a stream saved by :meth:`rng_state`; False when this backend cannot take it."""
+        if state is None or not isinstance(self._rng, np.random.Generator):
+            return False
+        try:
+            self._rng.bit_generator.state = state
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError):
+            return False
+        return True
+
     # ------------------------------------------------------------ bookkeeping
     def memory_info(self) -> dict[str, int]:
         """Bytes held by the device memory pool (empty on the CPU)."""

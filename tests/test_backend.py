@@ -100,3 +100,16 @@ def test_cupy_without_gpu_says_so(monkeypatch):
     with pytest.raises(BackendUnavailableError, match="no CUDA GPU"):
         get_backend("cupy")
 
+
+
+def test_rng_state_round_trip_continues_the_stream():
+    be = get_backend("numpy")
+    be.seed(7)
+    be.uniform((3,))
+    state = be.rng_state()
+    expected = be.to_numpy(be.uniform((5,)))
+    be.seed(99)
+    assert be.set_rng_state(state)
+    np.testing.assert_array_equal(be.to_numpy(be.uniform((5,))), expected)
+    assert not be.set_rng_state({"bit_generator": "nonsense"})
+    assert not be.set_rng_state(None)

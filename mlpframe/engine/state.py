@@ -4,7 +4,7 @@
 also holds ``step_in_epoch`` and ``epoch_progress``: the running sums of that epoch
 (host numbers, and the unsynced device sums as host arrays of their own dtype), its
 training time so far, its number of batches, and the backend's random stream
-(:func:`get_rng_state`), which is what the rest of the epoch's dropout masks are drawn from.
+(:meth:`Backend.rng_state`), which is what the rest of the epoch's dropout masks are drawn from.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from mlpframe.backend import Backend
 
 
 @dataclass
@@ -72,26 +71,3 @@ def _count(value: Any, key: str) -> None:
 def _number(value: Any, key: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{key}: expected a number, got {value!r}")
-
-
-def get_rng_state(backend: Backend) -> dict[str, Any] | None:
-    """The backend's random stream as JSON-able data (NumPy's bit-generator state), or None.
-
-    Reads the backend's generator directly: ``Backend`` has no public accessor for it.
-    """
-    rng = getattr(backend, "_rng", None)
-    if isinstance(rng, np.random.Generator):
-        return rng.bit_generator.state
-    return None
-
-
-def set_rng_state(backend: Backend, state: dict[str, Any] | None) -> bool:
-    """Put the stream from :func:`get_rng_state` back; False when this backend cannot take it."""
-    rng = getattr(backend, "_rng", None)
-    if state is None or not isinstance(rng, np.random.Generator):
-        return False
-    try:
-        rng.bit_generator.state = state
-    except (TypeError, ValueError, KeyError, IndexError, OverflowError):
-        return False
-    return True

@@ -38,7 +38,7 @@ from mlpframe.backend import Backend
 from mlpframe.engine.callbacks import Callback
 from mlpframe.engine.checkpoint import Checkpoint
 from mlpframe.engine.metrics import Accumulator, epoch_seed, evaluate, finite_check
-from mlpframe.engine.state import TrainState, get_rng_state, set_rng_state
+from mlpframe.engine.state import TrainState
 
 log = logging.getLogger("mlpframe")
 
@@ -296,7 +296,7 @@ class Trainer:
                         step, progress["num_batches"], num_batches, st.epoch + 1)
             st.step_in_epoch, st.epoch_progress = 0, None
             return None
-        if not set_rng_state(self.backend, progress["rng"]):
+        if not self.backend.set_rng_state(progress["rng"]):
             log.warning("this backend's random state cannot be restored: dropout masks for the rest of epoch %d "
                         "differ from an uninterrupted run", st.epoch + 1)
             self.backend.seed(epoch_seed(self.seed, st.epoch) ^ step)
@@ -309,7 +309,7 @@ class Trainer:
         self.state.step_in_epoch = step
         self.state.epoch_progress = {
             "loss_sum": sums[0], "correct": sums[1], "n": sums[2], "train_time_s": elapsed,
-            "num_batches": num_batches, "accumulator": acc.state_dict(), "rng": get_rng_state(self.backend),
+            "num_batches": num_batches, "accumulator": acc.state_dict(), "rng": self.backend.rng_state(),
         }
         self._unsaved_progress = True
 
