@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 
-
 @dataclass
 class TrainState:
     """Everything the loop itself needs to continue a run (saved in every checkpoint)."""
