@@ -457,6 +457,11 @@ def render(res: dict[str, Any]) -> str:
         cells.append(_load_cell(r.get("other_load"), r.get("dropped_trials", 0)))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    if has_torch:
+        lines += ["Per-pair ratios, in trial order (a drift shows up here, not in the medians):", ""]
+        lines += [f"- {r['shape']}: " + " ".join(f"{v:.2f}" for v in r["ratio_trials"])
+                  for r in res["rows"] if "ratio_trials" in r]
+        lines.append("")
     lines += _memory_notes(res)
     lines += ["*Other load*: CPU cores that other processes kept busy during the trials (median, max), from "
               "/proc/stat; trials that share the CPUs with other jobs measure the sharing, not the frameworks. "
