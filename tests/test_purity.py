@@ -14,7 +14,7 @@ PACKAGE = Path(mlpframe.__file__).parent
 ARRAY_CODE = sorted(p for sub in ("nn", "optim") for p in (PACKAGE / sub).glob("*.py") if p.name != "init.py")
 FORBIDDEN_MODULES = {"numpy", "cupy"}
 HOST_SYNC_CALLS = {"float", "int", "bool", "item", "tolist", "to_numpy", "asnumpy", "__array__"}
-HOT_FUNCTIONS = {"forward", "backward", "step", "__call__"}
+HOT_FUNCTIONS = {"forward", "backward", "backward_params", "step", "__call__"}
 
 
 @pytest.mark.parametrize("path", ARRAY_CODE, ids=lambda p: f"{p.parent.name}/{p.name}")

@@ -341,8 +341,9 @@ class Trainer:
                 continue
             out = model(xb)
             loss = criterion(out, yb)
-            model.zero_grad()
-            model.backward(criterion.backward())
+            optimizer.zero_grad()
+            # the data needs no gradient: backward_params skips the first layer's grad_x matmul
+            model.backward_params(criterion.backward())
             if clip is not None:
                 clip(params, self.grad_clip)
             optimizer.step()
