@@ -7,6 +7,20 @@ from mlpframe.nn import init as initializers
 from mlpframe.nn.module import Module, Parameter
 
 
+def _scale_shift_backward(layer: Module, grad_y: Array, x_hat: Array, xp) -> Array:
+    """Add ``grad_gamma``, ``grad_beta`` of ``y = gamma x_hat + beta``; return ``g = grad_y ⊙ gamma``."""
+    layer.weight.accumulate_grad(xp.sum(grad_y * x_hat, axis=0))
+    layer.bias.accumulate_grad(xp.sum(grad_y, axis=0))
+    return grad_y * layer.weight.data
+
+
+def _normalize_backward(g: Array, x_hat: Array, inv_std: Array, axis: int, xp) -> Array:
+    """``grad_x`` of ``x_hat = (x - mean(x)) / sqrt(var(x) + eps)``, both statistics over ``axis``."""
+    mean_g = xp.mean(g, axis=axis, keepdims=True)
+    mean_gx = xp.mean(g * x_hat, axis=axis, keepdims=True)
+    return (g - mean_g - x_hat * mean_gx) * inv_std
+
+
 def _check_features(num_features: int, eps: float) -> None:
     if not isinstance(num_features, int) or isinstance(num_features, bool) or num_features < 1:
         raise ValueError(f"num_features: expected a positive int, got {num_features!r}")
@@ -76,12 +90,10 @@ class BatchNorm1d(Module):
     def backward(self, grad_y: Array) -> Array:
         xp = array_namespace(grad_y)
         x_hat, inv_std = self.cached("x_hat"), self.cached("inv_std")
-        self.weight.accumulate_grad(xp.sum(grad_y * x_hat, axis=0))
-        self.bias.accumulate_grad(xp.sum(grad_y, axis=0))
-        g = grad_y * self.weight.data
+        g = _scale_shift_backward(self, grad_y, x_hat, xp)
         if not self.training:
             return g * inv_std
-        return (g - xp.mean(g, axis=0) - x_hat * xp.mean(g * x_hat, axis=0)) * inv_std
+        return _normalize_backward(g, x_hat, inv_std, 0, xp)  # statistics over the batch
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
@@ -122,12 +134,8 @@ class LayerNorm(Module):
     def backward(self, grad_y: Array) -> Array:
         xp = array_namespace(grad_y)
         x_hat, inv_std = self.cached("x_hat"), self.cached("inv_std")
-        self.weight.accumulate_grad(xp.sum(grad_y * x_hat, axis=0))
-        self.bias.accumulate_grad(xp.sum(grad_y, axis=0))
-        g = grad_y * self.weight.data
-        mean_g = xp.mean(g, axis=-1, keepdims=True)  # (N, 1)
-        mean_gx = xp.mean(g * x_hat, axis=-1, keepdims=True)
-        return (g - mean_g - x_hat * mean_gx) * inv_std
+        g = _scale_shift_backward(self, grad_y, x_hat, xp)
+        return _normalize_backward(g, x_hat, inv_std, -1, xp)  # statistics over each row
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}"
