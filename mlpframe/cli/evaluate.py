@@ -41,7 +41,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     validate_data(data_cfg)
     validate_model(model_cfg, key="checkpoint model")
     seed, dtype = stored.get("seed", 42), stored.get("dtype", "float32")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0 or dtype not in ("float32", "float64"):
+    bad_seed = isinstance(seed, bool) or not isinstance(seed, int) or seed < 0
+    if bad_seed or not isinstance(dtype, str) or dtype not in ("float32", "float64"):
         raise UserError(f"ckpt_path: {ckpt.path} has a malformed config (seed {seed!r:.40}, dtype {dtype!r:.40})")
 
     be = get_backend(c["backend"]["name"], c["backend"]["device"])

@@ -22,6 +22,24 @@ BAD_VALUES = [None, "x", -1, 2**70, 1e308, math.nan, True, [], {}, [1, "a"], {"a
               np.array("s"), np.zeros((2, 2), np.int64), np.float32(1.5)]
 
 
+def draw_tampered(data, source, paths, depth):
+    """A deep copy of ``source`` with one leaf replaced by a bad value.
+
+    The leaf is drawn group by group (its first ``depth`` keys), so every field is
+    equally likely however many leaves it holds. Returns ``(state, path, value)``.
+    """
+    groups = sorted({p[:depth] for p in paths}, key=repr)
+    group = data.draw(st.sampled_from(groups), label="field")
+    path = data.draw(st.sampled_from([p for p in paths if p[:depth] == group]), label="path")
+    value = data.draw(st.sampled_from(BAD_VALUES), label="value")
+    state = copy.deepcopy(source)
+    parent = state
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    return state, path, value
+
+
 @pytest.fixture(scope="module")
 def tiny():
     return load_dataset("synthetic", n_samples=300, num_classes=3, noise=0.05, seed=0)
@@ -53,17 +71,8 @@ def leaf_paths(obj, path=()):
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_a_tampered_field_is_refused_or_harmless(tiny, saved_state, data):
-    paths = sorted(leaf_paths(saved_state), key=repr)
     # every field of the top two levels equally likely, however many leaves it holds
-    groups = sorted({p[:2] for p in paths}, key=repr)
-    group = data.draw(st.sampled_from(groups), label="field")
-    path = data.draw(st.sampled_from([p for p in paths if p[:2] == group]), label="path")
-    value = data.draw(st.sampled_from(BAD_VALUES), label="value")
-    state = copy.deepcopy(saved_state)
-    parent = state
-    for key in path[:-1]:
-        parent = parent[key]
-    parent[path[-1]] = value
+    state, path, value = draw_tampered(data, saved_state, sorted(leaf_paths(saved_state), key=repr), depth=2)
     trainer, loaders = make(tiny, max_epochs=3, lr=1e-12)
     try:
         trainer.restore(state)
@@ -101,15 +110,7 @@ def test_evaluate_checks_a_tampered_checkpoint_config_like_a_command_line(traine
 
     monkeypatch.setenv("MLPFRAME_DATA", str(data_cache))
     paths = sorted((p for p in leaf_paths(trained_checkpoint) if p[0] in ("config", "model", "trainer")), key=repr)
-    groups = sorted({p[:3] for p in paths}, key=repr)
-    group = data.draw(st.sampled_from(groups), label="field")
-    path = data.draw(st.sampled_from([p for p in paths if p[:3] == group]), label="path")
-    value = data.draw(st.sampled_from(BAD_VALUES), label="value")
-    state = copy.deepcopy(trained_checkpoint)
-    parent = state
-    for key in path[:-1]:
-        parent = parent[key]
-    parent[path[-1]] = value
+    state, path, value = draw_tampered(data, trained_checkpoint, paths, depth=3)
     cwd = tmp_path_factory.mktemp("tampered")
     save_checkpoint(cwd / "t.npz", state, allow_non_finite=True)
     capsys.readouterr()
