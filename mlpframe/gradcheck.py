@@ -210,3 +210,64 @@ def check_all(backend: str | Backend = "numpy", rtol: float = DEFAULT_RTOL, seed
         loss, x, t = make(np.random.default_rng(seed))
         results.append(check_loss(loss, x, t, backend=backend, name=name, rtol=rtol))
     return results
+
+
+# ------------------------------------------------------------ your own layer
+def available_backends() -> tuple[str, ...]:
+    """The backends a gradient check can run on here: NumPy, ``array_api_strict`` if installed, CuPy with a GPU."""
+    import importlib.util
+
+    from mlpframe.backend import cupy_available
+
+    names = ["numpy"]
+    if importlib.util.find_spec("array_api_strict") is not None:
+        names.append("array_api_strict")
+    if cupy_available():
+        names.append("cupy")
+    return tuple(names)
+
+
+def assert_gradients_match(module: nn.Module, x: np.ndarray, *, backends: str | tuple[str, ...] | None = None,
+                           name: str | None = None, rtol: float = DEFAULT_RTOL, eps: float = DEFAULT_EPS,
+                           seed: int = 0) -> list[GradcheckResult]:
+    """:func:`check_module` on each backend; an ``AssertionError`` naming every wrong gradient.
+
+    The pytest form of the check for a layer of your own::
+
+        def test_softplus_backward():
+            x = np.random.default_rng(0).normal(size=(4, 6))
+            assert_gradients_match(Softplus(), x)
+
+    ``backends`` defaults to :func:`available_backends` (every backend that can run
+    here); naming one that cannot run raises
+    :class:`~mlpframe.backend.BackendUnavailableError`. The module must hold its
+    parameters in float64 (build it with ``dtype="float64"``): finite differences in
+    float32 cannot tell a right backward from a wrong one. The module ends on the
+    backend it started on. Returns every result when all pass; otherwise the message
+    has one line per failing tensor with its relative error and its worst element,
+    e.g. ``Softplus d/dinput: rel error 3.1e-01 (FAIL); worst element [2, 4]: analytic
+    ..., numeric ...``.
+    """
+    names = available_backends() if backends is None else (backends,) if isinstance(backends, str) else backends
+    if not names:
+        raise ValueError("backends: expected at least one backend name")
+    not_f64 = [f"{n} ({p.data.dtype})" for n, p in module.named_parameters() if str(p.data.dtype) != "float64"]
+    if not_f64:
+        raise ValueError(f"gradient checks need float64 parameters; build {type(module).__name__} with "
+                         f"dtype='float64' (found {', '.join(not_f64)})")
+    name = name or type(module).__name__
+    home = module.backend
+    results: list[GradcheckResult] = []
+    failures: list[str] = []
+    try:
+        for backend in names:
+            for r in check_module(module, x, backend=backend, name=name, rtol=rtol, eps=eps, seed=seed):
+                results.append(r)
+                if not r.passed:
+                    failures.append(f"  on {backend}: {r}")
+    finally:
+        module.to(home)
+    if failures:
+        raise AssertionError(f"{name}.backward disagrees with central differences (rtol {rtol:g}):\n"
+                             + "\n".join(failures))
+    return results
