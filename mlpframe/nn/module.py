@@ -1,9 +1,10 @@
-"""Module, Parameter and Sequential: the bookkeeping every layer shares.
+r"""Module, Parameter and Sequential: the bookkeeping every layer shares.
 
 A module's ``forward`` computes its output and keeps what ``backward`` needs in
 ``self.cache``; ``backward(grad_y)`` returns ``grad_x`` and *adds* the gradients
 of its parameters into ``p.grad``. There is no autograd graph: a model's backward
-is the reverse walk written out by hand (see :class:`Sequential`).
+is the reverse walk written out by hand (see :class:`Sequential`). The contract a
+layer of your own follows is in :class:`Module`.
 """
 
 from __future__ import annotations
@@ -51,12 +52,83 @@ def _move(a: Array, backend: Backend) -> Array:
 
 
 class Module:
-    """Base class of every layer, loss and model.
+    r"""Base class of every layer, loss and model; a layer of your own subclasses it.
 
-    Subclasses implement ``forward(x)`` and ``backward(grad_y)``. Parameters and
-    child modules are found from the instance's attributes (in assignment order);
-    buffers (non-trained state such as BatchNorm's running statistics) are
-    attribute names listed with :meth:`register_buffer`.
+    **The contract.** A layer writes two methods, side by side:
+
+    ``forward(x)``
+        computes :math:`y = f(x;\, \theta)` and keeps in ``self.cache`` what
+        ``backward`` needs, and nothing more (``self.cache["x"] = x``).
+
+    ``backward(grad_y)``
+        receives :math:`\bar y = \partial L / \partial y` (the shape of ``y``) and
+        returns :math:`\bar x = \partial L / \partial x` (the shape of ``x``).
+        It *adds* each parameter's gradient into ``p.grad`` with
+        :meth:`Parameter.accumulate_grad`. Both are vector–Jacobian products,
+        written out by hand; the Jacobian itself is never formed:
+
+        .. math::
+
+            \bar x_i = \sum_j \bar y_j \, \frac{\partial y_j}{\partial x_i},
+            \qquad
+            \bar\theta_k \mathrel{+}= \sum_j \bar y_j \, \frac{\partial y_j}{\partial \theta_k}.
+
+        For an element-wise :math:`y = h(x)` the first sum has one term:
+        :math:`\bar x = \bar y \odot h'(x)`. Read the cache with
+        :meth:`cached` (``self.cached("x")``), which says clearly when backward
+        came before forward.
+
+    ``backward_params(grad_y)`` (optional)
+        the parameter gradients without :math:`\bar x`, for a first layer whose
+        input is data. The default calls ``backward`` and drops its result;
+        override it when skipping :math:`\bar x` saves work, as
+        :class:`~mlpframe.nn.Linear` does (one matmul in three).
+
+    **State.** What the instance's attributes hold decides what the framework sees:
+
+    - a :class:`Parameter` is trained: :meth:`named_parameters` finds it by its
+      attribute name (in assignment order), :meth:`to` moves it,
+      :meth:`state_dict` saves it, the optimizer updates it. Draw its value on the
+      host from a seeded ``numpy.random.Generator`` in the layer's ``dtype``
+      (take ``rng=`` and ``dtype="float32"`` keywords, as ``Linear`` does), so that
+      the same seed gives the same weights on every backend;
+    - a buffer is state that is saved and moved but not trained (BatchNorm's running
+      statistics): an array attribute declared with :meth:`register_buffer`;
+    - a child ``Module`` contributes its parameters under a dotted name
+      (``"encoder.weight"``);
+    - ``self.cache`` is scratch for one forward/backward pair; :meth:`to` empties it;
+    - ``self.training`` is switched by :meth:`train` and :meth:`eval`.
+
+    **One code path for NumPy, CuPy and** ``array_api_strict``. Take the namespace
+    from the data, ``xp = array_namespace(x)`` (from :mod:`mlpframe.backend`), and
+    use only functions of the Python array API standard: ``xp.exp``, ``xp.log1p``,
+    ``xp.where``, ``xp.maximum``, ``xp.sum(a, axis=0)``, ``a @ b``,
+    ``xp.reshape(a, shape)``, ``xp.astype(a, dtype)``, and creation functions with
+    both ``dtype=`` and ``device=`` (``xp.zeros(shape, dtype=x.dtype,
+    device=x.device)``). Not in the standard, so not in a layer: array methods
+    (``a.sum()``, ``a.reshape()``, ``a.astype()``), ``out=``, ``np.add.at``,
+    assignment through an integer array, NumPy scalars mixed with arrays (a Python
+    ``float`` is fine), and any ``import numpy`` or ``import cupy`` in
+    forward/backward. Nothing in forward or backward may wait for the device:
+    no ``float(a)``, ``a.item()`` or ``if a:`` on an array. Random numbers come from
+    the backend's seeded stream, ``self.backend.uniform(shape, dtype)``.
+
+    **Check it** against finite differences on every backend before training with
+    it: :func:`mlpframe.gradcheck.assert_gradients_match` in a test (or
+    :func:`mlpframe.gradcheck.check_module` for the results).
+
+    Example, a softplus :math:`y = \log(1 + e^x)` with
+    :math:`\bar x = \bar y \odot \sigma(x)`::
+
+        class Softplus(Module):
+            def forward(self, x):
+                xp = array_namespace(x)
+                self.cache["x"] = x
+                return xp.maximum(x, xp.zeros_like(x)) + xp.log1p(xp.exp(-xp.abs(x)))
+
+            def backward(self, grad_y):
+                xp = array_namespace(grad_y)
+                return grad_y / (1 + xp.exp(-self.cached("x")))
     """
 
     def __init__(self) -> None:
@@ -93,6 +165,7 @@ class Module:
 
     # -------------------------------------------------------------- structure
     def register_buffer(self, name: str, value: Array) -> None:
+        """Set ``self.<name> = value`` and declare it a buffer: moved by :meth:`to`, saved, not trained."""
         setattr(self, name, value)
         if name not in self._buffers:
             self._buffers.append(name)
@@ -199,10 +272,17 @@ class Module:
 
 
 class Sequential(Module):
-    """Modules applied in order; backward walks them in reverse.
+    r"""Modules applied in order; backward walks them in reverse.
 
-    forward:  ``y = f_n(... f_2(f_1(x)))``
-    backward: ``grad_x = f_1'(... f_n'(grad_y))`` — each child's backward in reverse order.
+    forward, :math:`y = f_n(\cdots f_2(f_1(x)))`; backward, the chain rule as
+    vector–Jacobian products from the last layer to the first,
+
+    .. math::
+
+        \bar x = J_1^\top \bigl( J_2^\top \cdots ( J_n^\top \bar y ) \bigr),
+        \qquad J_k = \frac{\partial f_k}{\partial (\text{input of } f_k)},
+
+    each :math:`J_k^\top(\cdot)` being child ``k``'s ``backward``.
     Children are named ``"0"``, ``"1"``, … as in PyTorch, so parameters are ``"0.weight"``.
     """
 
