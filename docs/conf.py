@@ -51,4 +51,3 @@ nitpick_ignore_regex = [
 html_theme = "furo"
 html_title = "mlpframe"
 html_static_path: list[str] = []
-pygments_style = "sphinx"
