@@ -212,3 +212,10 @@ def test_paper_gru_learns_mnist1d_subset():
     first, last = np.mean(losses[:10]), np.mean(losses[-10:])
     assert np.isfinite(losses).all()
     assert last < 0.8 * first, f"loss {first:.3f} -> {last:.3f}"
+
+
+def test_gradcheck_suite_covers_the_recurrent_modules():
+    names = [name for name, _ in gradcheck.module_cases()]
+    for cls in (nn.GRU, nn.LSTM, nn.LastStep):
+        assert any(n.startswith(cls.__name__) for n in names), f"{cls.__name__} is not in python -m mlpframe gradcheck"
+    assert "GRU(bidirectional, bias=False)" in names and "LSTM(bidirectional, bias=False)" in names
