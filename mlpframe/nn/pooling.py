@@ -55,8 +55,12 @@ class _MaxPoolNd(_PoolNd):
     to the first maximum in row-major window order, where PyTorch sends it (its
     kernels replace the running maximum only on a strictly greater value)::
 
-        argmax   = first k with x_pad[slice_k] == y                  # (N, C, *out), int
-        grad_x   = crop(sum_k  slice_k <- grad_y ⊙ [argmax == k])   # K strided in-place adds
+        first_k  = [x_pad[slice_k] == y] and no earlier offset was        # (N, C, *out), bool
+        grad_x   = crop(sum_k  slice_k <- grad_y ⊙ first_k)              # K strided in-place adds
+
+    The masks are found in backward from the cached input and output (no index
+    array is kept); ``maximum`` and comparisons are used rather than ``where``,
+    which costs several times more per element in NumPy.
     """
 
     pad_value = -math.inf
@@ -65,20 +69,27 @@ class _MaxPoolNd(_PoolNd):
         xp = array_namespace(x)
         x_pad, slices = self._windows(x, xp)
         y = x_pad[(..., *slices[0])]
-        argmax = xp.zeros(tuple(y.shape), dtype=xp.int8 if len(slices) < 128 else xp.int32, device=x.device)
-        for k, s in enumerate(slices[1:], start=1):
-            v = x_pad[(..., *s)]
-            greater = v > y
-            y = xp.where(greater, v, y)
-            argmax = xp.where(greater, xp.asarray(k, dtype=argmax.dtype, device=x.device), argmax)
-        self.cache.update(argmax=argmax, slices=slices)
+        for s in slices[1:]:
+            y = xp.maximum(y, x_pad[(..., *s)])
+        self.cache.update(x_pad=x_pad, y=y, slices=slices)
         return y
 
     def backward(self, grad_y: Array) -> Array:
         xp = array_namespace(grad_y)
-        argmax, slices = self.cached("argmax"), self.cached("slices")
-        parts = ((s, grad_y * xp.astype(argmax == k, grad_y.dtype)) for k, s in enumerate(slices))
-        return self._col2im(parts, grad_y, xp)
+        x_pad, y, slices = self.cached("x_pad"), self.cached("y"), self.cached("slices")
+
+        def parts():
+            taken = None  # the windows whose maximum an earlier offset already holds
+            for s in slices:
+                first = x_pad[(..., *s)] == y
+                if taken is None:
+                    taken = first
+                else:
+                    first = xp.logical_and(first, xp.logical_not(taken))
+                    taken = xp.logical_or(taken, first)
+                yield s, grad_y * xp.astype(first, grad_y.dtype)
+
+        return self._col2im(parts(), grad_y, xp)
 
 
 class _AvgPoolNd(_PoolNd):
