@@ -7,7 +7,7 @@ the layers' docstrings (mlpframe/nn/linear.py, mlpframe/nn/conv.py), with the
 operands in the layouts the layers pass to ``@`` (a transposed view stays a view):
 
 - Linear, x (N, D_in) -> (N, D_out): ``x @ W^T``, ``grad_y^T @ x``, ``grad_y @ W``
-- Conv, cols (C_in K, N P) -> (C_out, N P): ``W_mat @ cols``, ``grad_y @ cols^T``, ``W_mat^T @ grad_y``
+- Conv, cols (C_in K, N P) -> (C_out, N P): ``W_mat @ cols``, ``cols @ grad_y^T``, ``W_mat^T @ grad_y``
 
 The first layer's input gradient is not computed (``backward_params``), as in the step.
 """
@@ -55,7 +55,7 @@ def step_gemms(model: nn.Sequential, input_shape: tuple[int, ...], batch: int) -
             npos = y.shape[0] * math.prod(y.shape[2:])
             c_out = layer.out_channels
             out += [Gemm(((c_out, ck), False), ((ck, npos), False)),   # W_mat @ cols
-                    Gemm(((c_out, npos), False), ((ck, npos), True))]  # grad_W = grad_y @ cols^T
+                    Gemm(((ck, npos), False), ((c_out, npos), True))]  # grad_W^T = cols @ grad_y^T
             if not first:
                 out.append(Gemm(((c_out, ck), True), ((c_out, npos), False)))  # grad_cols = W_mat^T @ grad_y
             first = False
