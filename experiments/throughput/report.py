@@ -98,7 +98,8 @@ def render(res: dict[str, Any]) -> str:
     if has_torch:
         head += " torch eager samples/s | ratio mlpframe/torch (per-trial min–max) |"
         rule += "---|---|"
-    head += " GEMMs alone: samples/s (GFLOP/s) | step time in GEMMs: mlpframe" + (" / torch" if has_torch else "") + " |"
+    head += " GEMMs alone: samples/s (GFLOP/s) | step time in GEMMs: mlpframe"
+    head += (" / torch" if has_torch else "") + " |"
     rule += "---|---|"
     head += " final loss mlpframe / torch | memory | other load |"
     rule += "---|---|---|"

@@ -1,6 +1,7 @@
 """Layers, losses and models, each with a hand-written forward and backward."""
 
 from mlpframe.nn.activations import ELU, GELU, ACTIVATIONS, LeakyReLU, ReLU, Sigmoid, SiLU, Tanh, get_activation
+from mlpframe.nn.cnn import CNN
 from mlpframe.nn.conv import Conv1d, Conv2d
 from mlpframe.nn.dropout import Dropout
 from mlpframe.nn.flatten import Flatten
@@ -13,8 +14,8 @@ from mlpframe.nn.pooling import AvgPool1d, AvgPool2d, GlobalAvgPool, MaxPool1d, 
 from mlpframe.nn.softmax import Softmax
 
 __all__ = [
-    "ACTIVATIONS", "ELU", "GELU", "MLP", "AvgPool1d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d",
-    "CrossEntropyLoss", "Dropout", "Flatten", "GlobalAvgPool", "Identity", "LayerNorm", "LeakyReLU", "Linear",
+    "ACTIVATIONS", "CNN", "ELU", "GELU", "MLP", "AvgPool1d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv1d",
+    "Conv2d", "CrossEntropyLoss", "Dropout", "Flatten", "GlobalAvgPool", "Identity", "LayerNorm", "LeakyReLU", "Linear",
     "MSELoss", "MaxPool1d", "MaxPool2d", "Module", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid", "Softmax",
     "Tanh", "get_activation",
 ]

@@ -79,8 +79,8 @@ def _cnn(dims):
                                                                                    nn.BatchNorm2d)
     avg = nn.AvgPool1d if dims == 1 else nn.AvgPool2d
     return nn.Sequential(conv(2, 4, 3, stride=2, padding=1, rng=0), bn(4), nn.ReLU(), pool(2), nn.Dropout(0.2),
-                         conv(4, 4, 3, padding=1, rng=1), nn.ELU(), avg(2, 1), nn.GlobalAvgPool(), nn.Linear(4, 3, rng=2),
-                         nn.Flatten())
+                         conv(4, 4, 3, padding=1, rng=1), nn.ELU(), avg(2, 1), nn.GlobalAvgPool(),
+                         nn.Linear(4, 3, rng=2), nn.Flatten())
 
 
 @pytest.mark.parametrize("dims", [1, 2])
