@@ -11,6 +11,8 @@ light: submitit and mlpframe load when a sweep starts.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import math
 import shutil
@@ -76,7 +78,8 @@ class MlpframeSlurmLauncher(SlurmLauncher):
             job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
         try:
             try:
-                jobs = executor.map_array(self, *zip(*job_params))
+                with contextlib.redirect_stderr(io.StringIO()):  # submitit prints sbatch's stderr too
+                    jobs = executor.map_array(self, *zip(*job_params))
             except FailedJobError as exc:
                 if not existed:  # nothing ran: leave no half-made sweep folder
                     shutil.rmtree(Path(str(self.params["submitit_folder"]).split("%j")[0]), ignore_errors=True)
