@@ -16,6 +16,7 @@ import io
 import logging
 import math
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
@@ -48,8 +49,9 @@ class MlpframeSlurmLauncher(SlurmLauncher):
         with open_dict(sweep_config.hydra.job) as job:
             job.id = submitit.JobEnvironment().job_id
             sweep_config.hydra.job.num = job_num
-        if resuming_after_requeue(sweep_config):
-            logging.getLogger("mlpframe").info("re-queued by Slurm: resuming from this run's newest checkpoint")
+        if resuming_after_requeue(sweep_config):  # (before Hydra's logging: into submitit's log of the job)
+            print("re-queued by Slurm: resuming from this run's newest checkpoint (trainer.resume=auto)",
+                  file=sys.stderr, flush=True)
         return run_job(hydra_context=self.hydra_context, task_function=self.task_function, config=sweep_config,
                        job_dir_key=job_dir_key, job_subdir_key="hydra.sweep.subdir")
 

@@ -23,9 +23,10 @@ from .conftest import ON_CLUSTER, mlpframe, wait_for
 
 FAST = ["data=synthetic", "data.n_samples=600", "trainer.max_epochs=1", "trainer.progress_bar=false",
         "trainer.histogram_every_n_epochs=0"]
-# LONG (tests/robustness) with epochs of ~0.5 s, long enough to be stopped mid-epoch; without
+# LONG (tests/robustness) with 4 epochs of ~1 s, long enough to be stopped mid-epoch; without
 # trainer.resume=auto: the launcher sets it in a re-queued job
-RESUMABLE = [o for o in LONG if not o.startswith(("trainer.resume=", "data.n_samples="))] + ["data.n_samples=40000"]
+RESUMABLE = [o for o in LONG if not o.startswith(("trainer.resume=", "data.n_samples=", "trainer.max_epochs="))] \
+    + ["data.n_samples=40000", "trainer.max_epochs=4"]
 
 
 def run_dirs(sweep_dir: Path) -> list[Path]:
@@ -145,13 +146,14 @@ def test_requeued_or_preempted_job_resumes_mid_epoch_bit_for_bit(slurm, cluster_
         run_dir = wait_for(lambda: [d for d in (run_dirs(sweep) if sweep.exists() else []) if started_training(d)])[0]
         log = run_dir / "train.log"
         # a second into training: mid-epoch (an epoch has 1,050 steps)
-        wait_for(lambda: re.search(r"epoch +1/8 +train loss", log.read_text()), timeout=60, every=0.02)
+        wait_for(lambda: re.search(r"epoch +1/4 +train loss", log.read_text()), timeout=60, every=0.02)
         (job_id,) = slurm_job_ids(slurm)
         slurm.run(*stop.split(), job_id)
         out, err = sweep_proc.communicate(timeout=240)
     assert sweep_proc.returncode == 0, err[-3000:]
     text = log.read_text()
-    assert "re-queued by Slurm: resuming from this run's newest checkpoint" in text, text[-3000:]
+    job_logs = "".join(p.read_text() for p in (sweep / ".submitit").glob("*/*_log.err"))
+    assert "re-queued by Slurm: resuming from this run's newest checkpoint" in job_logs, job_logs[-3000:]
     resumed = re.search(r"resuming from \S+ \(epoch (\d+) \+ (\d+) steps of epoch \d+\)", text)
     assert resumed, text[-3000:]  # mid-epoch
     assert status(run_dir) == "completed"
