@@ -35,6 +35,13 @@ class SlurmRefused(HydraException):
 
 
 class MlpframeSlurmLauncher(SlurmLauncher):
+    def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        # (before the sweeper writes into it: an Optuna study's database comes later)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        self.fresh_sweep_dir = not sweep_dir.exists() or all(e.name == "multirun.yaml" for e in sweep_dir.iterdir())
+        self.submitted = False
+
     def __call__(self, sweep_overrides: List[str], job_dir_key: str, job_num: int, job_id: str,
                  singleton_state: Dict[type, Singleton]) -> JobReturn:
         """One job, on a compute node: upstream's, plus ``trainer.resume=auto`` after a re-queue."""
@@ -70,7 +77,6 @@ class MlpframeSlurmLauncher(SlurmLauncher):
         if not isinstance(SlurmJob.watcher, watcher):
             SlurmJob.watcher = watcher(delay_s=60)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        existed = sweep_dir.exists() and any(e.name != "multirun.yaml" for e in sweep_dir.iterdir())
         executor, params = self._executor()
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info(f"Submitit 'slurm' sweep output dir : {sweep_dir}")
@@ -82,12 +88,14 @@ class MlpframeSlurmLauncher(SlurmLauncher):
             try:
                 with contextlib.redirect_stderr(io.StringIO()):  # submitit prints sbatch's stderr too
                     jobs = executor.map_array(self, *zip(*job_params))
-            except FailedJobError as exc:
-                if not existed:  # nothing ran: leave no half-made sweep folder
-                    shutil.rmtree(Path(str(self.params["submitit_folder"]).split("%j")[0]), ignore_errors=True)
-                    if all(e.name == "multirun.yaml" for e in sweep_dir.iterdir()):
-                        shutil.rmtree(sweep_dir, ignore_errors=True)
+            except (FailedJobError, FileNotFoundError) as exc:
+                if getattr(self, "fresh_sweep_dir", False) and not self.submitted:
+                    shutil.rmtree(sweep_dir, ignore_errors=True)  # this command made it and nothing ran
+                if isinstance(exc, FileNotFoundError):
+                    raise SlurmRefused(f"hydra/launcher=slurm: {exc.filename or 'sbatch'} not found; run the sweep "
+                                       "where Slurm's commands are (a login node)") from None
                 raise SlurmRefused(sbatch_refusal(str(exc))) from None
+            self.submitted = True
             returns = []
             for (overrides, _, idx, _, _), job in zip(job_params, jobs):
                 try:
