@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> None:
 
     module = importlib.import_module(commands[command][0])
     try:
+        if command == "train":  # sweepers and launchers, also from an editable install
+            from mlpframe.plugins import register
+
+            register()
         module.main()
     except (HydraException, OmegaConfBaseException) as exc:
         remove_failed_sweep_dir()

@@ -58,12 +58,15 @@ def config_dir() -> str:
     Installed, it is the package ``mlpframe.conf`` (pyproject maps the repo's
     ``conf/`` there); in a source checkout it is ``conf/`` next to the package.
     """
+    package = Path(__file__).resolve().parents[1]
+    # only this package's own conf: another checkout's editable install may also answer "mlpframe.conf"
+    ours = {package / "conf", package.parent / "conf"}
     spec = importlib.util.find_spec("mlpframe.conf")
     if spec is not None and spec.submodule_search_locations:
         for location in spec.submodule_search_locations:
-            if (Path(location) / "train.yaml").is_file():
+            if Path(location).resolve() in ours and (Path(location) / "train.yaml").is_file():
                 return str(Path(location).resolve())
-    source = Path(__file__).resolve().parents[2] / "conf"
+    source = package.parent / "conf"
     if (source / "train.yaml").is_file():
         return str(source)
     raise RuntimeError("mlpframe's config folder (mlpframe/conf or conf/) is missing from this installation")

@@ -7,10 +7,12 @@ to the :class:`~mlpframe.engine.Trainer`. It returns ``float(metrics[optimized_m
 
 Runs survive: ``ckpt_path=`` resumes from a checkpoint, ``trainer.resume=auto``
 from the newest complete checkpoint of the run's own folder (a re-queued Slurm job
-with the same ``hydra.run.dir`` continues where it stopped). SIGINT/SIGTERM finish
-the current step, checkpoint it and exit with 128 + the signal and one line saying
-how to resume; a second signal aborts at once (the checkpoint on disk is always a
-complete one).
+with the same ``hydra.run.dir`` continues where it stopped). SIGINT/SIGTERM/SIGUSR2
+finish the current step, checkpoint it and exit with 128 + the signal and one line
+saying how to resume; a second signal aborts at once (the checkpoint on disk is always
+a complete one). SIGUSR2 is what Slurm sends (through submitit's ``--signal``) before
+a job's time limit and on pre-emption: after the checkpoint it is handed on to
+submitit's handler, which re-queues the job.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 class Interrupts:
-    """SIGINT/SIGTERM during a run.
+    """SIGINT/SIGTERM/SIGUSR2 during a run.
 
     While data loads and the model is built there is nothing to save: a signal
     aborts at once (``KeyboardInterrupt``). Once a trainer is attached, the first
@@ -73,6 +75,7 @@ class Interrupts:
     def __init__(self) -> None:
         self.received: list[int] = []
         self.trainer: Trainer | None = None
+        self.previous: dict[int, Any] = {}
 
     def handler(self, signum: int, frame: Any) -> None:
         first = not self.received
@@ -88,8 +91,10 @@ class Interrupts:
 
     @contextmanager
     def installed(self) -> Iterator[Interrupts]:
-        previous = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = self.previous
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGUSR2", None)):
+            if sig is None:  # (no SIGUSR2 on Windows)
+                continue
             try:
                 previous[sig] = signal.signal(sig, self.handler)
             except ValueError:  # not the main thread (some launchers): leave signals alone
@@ -99,6 +104,12 @@ class Interrupts:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
+
+    def pass_on(self) -> None:
+        """Hand a SIGUSR2 to the handler installed before ours (submitit's: re-queue the job, exit)."""
+        usr2 = getattr(signal, "SIGUSR2", None)
+        if self.received and self.received[0] == usr2 and callable(self.previous.get(usr2)):
+            self.previous[usr2](usr2, None)
 
 
 def resume_checkpoint(c: dict[str, Any], run_dir: Path) -> Checkpoint | None:
@@ -248,6 +259,7 @@ def train(cfg: DictConfig) -> float:
     log.info(summary(result, run_dir))
     if result.status == "interrupted":
         print(f"{result.message}: {resume_hint(run_dir, hc)}", file=sys.stderr, flush=True)
+        interrupts.pass_on()
         sys.exit(interrupts.exit_status)
     if result.status == "diverged":
         return math.nan

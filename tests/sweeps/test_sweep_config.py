@@ -51,7 +51,7 @@ def test_slurm_preset_composes_with_cluster_settings_as_config():
     cfg = hydra_cfg("hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=120",
                     "hydra.launcher.gpus_per_node=2", "hydra.launcher.cpus_per_task=4")
     launcher = cfg.hydra.launcher
-    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert launcher._target_ == "hydra_plugins.mlpframe_slurm_launcher.MlpframeSlurmLauncher"
     assert (launcher.partition, launcher.timeout_min, launcher.gpus_per_node, launcher.cpus_per_task) == \
         ("gpu", 120, 2, 4)
     defaults = hydra_cfg("hydra/launcher=slurm").hydra.launcher
