@@ -48,6 +48,26 @@ nitpick_ignore_regex = [
     ("py:class", r"Any|Callable|Iterator|Mapping|Sequence|Path|collections\.abc\..*|typing\..*"),
 ]
 
+
+
+def _public_bases(app, name, obj, options, bases):
+    """Show a private base class (``_ConvNd``) as the public bases it derives from.
+
+    Its docstring, the shared derivation, is appended to each public subclass's
+    own, so nothing is lost; the private name would be a reference to nothing.
+    """
+    def public(base):
+        if not base.__name__.startswith("_"):
+            return [base]
+        return [b for parent in base.__bases__ for b in public(parent)]
+
+    bases[:] = list(dict.fromkeys(b for base in bases for b in public(base)))
+
+
+def setup(app):
+    app.connect("autodoc-process-bases", _public_bases)
+
+
 html_theme = "furo"
 html_title = "mlpframe"
 html_static_path: list[str] = []

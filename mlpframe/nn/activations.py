@@ -1,8 +1,14 @@
 r"""Element-wise activations ``y = h(x)``.
 
-Backward is the seed derivation (Question 1 d): for an element-wise ``h``,
-``dL/dx_ij = dL/dy_ij * h'(x_ij)``, i.e. ``grad_x = grad_y ⊙ h'(x)`` with the
-shape of ``x``. Each class writes ``h`` in ``forward`` and ``h'`` in ``backward``,
+Backward is the seed derivation (Question 1 d): for an element-wise ``h`` the chain
+rule has one term per element,
+
+.. math::
+
+    \frac{\partial L}{\partial x_{ij}} = \frac{\partial L}{\partial y_{ij}} \, h'(x_{ij}),
+    \qquad \bar x = \bar y \odot h'(x),
+
+i.e. ``grad_x = grad_y * h'(x)`` with the shape of ``x``. Each class writes ``h`` in ``forward`` and ``h'`` in ``backward``,
 caching whichever of ``x`` and ``y`` makes ``h'`` cheapest.
 """
 
@@ -30,7 +36,7 @@ def _zero_row(module: Module, x: Array, xp) -> Array:
 
 
 class ReLU(Module):
-    """``y = max(x, 0)``;  ``grad_x = grad_y ⊙ [y > 0]``.
+    r""":math:`y = \max(x, 0)`;  :math:`\bar x = \bar y \odot [y > 0]`.
 
     The indicator is multiplied in as a 0/1 array rather than selected with
     ``where``: NumPy's ``where`` on an unpredictable mask runs about 15x slower than
@@ -52,7 +58,14 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
-    """``y = x if x > 0 else a x``;  ``grad_x = grad_y ⊙ (1 if x > 0 else a)``."""
+    r"""Leaky ReLU with slope :math:`a` (``negative_slope``) below zero.
+
+    .. math::
+
+        y = \begin{cases} x & x > 0 \\ a x & x \le 0 \end{cases}
+        \qquad
+        \bar x = \bar y \odot \begin{cases} 1 & x > 0 \\ a & x \le 0 \end{cases}
+    """
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
@@ -75,10 +88,13 @@ class LeakyReLU(Module):
 
 
 class ELU(Module):
-    """``y = x if x > 0 else alpha (exp(x) - 1)``.
+    r"""ELU: :math:`y = x` for :math:`x > 0`, else :math:`\alpha (e^x - 1)`.
 
-    ``h'(x) = 1 if x > 0 else alpha exp(x) = y + alpha``, so backward needs only
-    ``y``:  ``grad_x = grad_y ⊙ (1 if x > 0 else y + alpha)``.
+    For :math:`x \le 0`, :math:`h'(x) = \alpha e^x = y + \alpha`, so backward needs only ``y``:
+
+    .. math::
+
+        \bar x = \bar y \odot \begin{cases} 1 & x > 0 \\ y + \alpha & x \le 0 \end{cases}
     """
 
     def __init__(self, alpha: float = 1.0) -> None:
@@ -122,8 +138,13 @@ _GELU_C = 0.044715
 class GELU(Module):
     r"""GELU, tanh approximation (PyTorch's ``approximate="tanh"``).
 
-    ``u = sqrt(2/pi) (x + c x^3)``, ``t = tanh(u)``, ``y = x (1 + t) / 2`` with ``c = 0.044715``;
-    ``h'(x) = (1 + t) / 2 + x (1 - t^2) sqrt(2/pi) (1 + 3 c x^2) / 2``.
+    With :math:`c = 0.044715`:
+
+    .. math::
+
+        t &= \tanh\left(\sqrt{2/\pi}\,(x + c x^3)\right), \qquad y = \tfrac12 x (1 + t) \\
+        h'(x) &= \tfrac12 (1 + t) + \tfrac12 x (1 - t^2) \sqrt{2/\pi}\, (1 + 3 c x^2),
+        \qquad \bar x = \bar y \odot h'(x)
     """
 
     def forward(self, x: Array) -> Array:
@@ -144,7 +165,7 @@ def _sigmoid(x: Array, xp) -> Array:
 
 
 class SiLU(Module):
-    """``y = x sigma(x)``;  ``h'(x) = sigma(x) (1 + x (1 - sigma(x)))``."""
+    r""":math:`y = x \, \sigma(x)`;  :math:`h'(x) = \sigma(x) \left(1 + x (1 - \sigma(x))\right)`."""
 
     def forward(self, x: Array) -> Array:
         xp = array_namespace(x)
@@ -158,7 +179,7 @@ class SiLU(Module):
 
 
 class Tanh(Module):
-    """``y = tanh(x)``;  ``h'(x) = 1 - y^2``."""
+    r""":math:`y = \tanh x`;  :math:`h'(x) = 1 - y^2`."""
 
     def forward(self, x: Array) -> Array:
         y = array_namespace(x).tanh(x)
@@ -171,7 +192,7 @@ class Tanh(Module):
 
 
 class Sigmoid(Module):
-    """``y = 1 / (1 + exp(-x))``;  ``h'(x) = y (1 - y)``."""
+    r""":math:`y = \sigma(x) = 1 / (1 + e^{-x})`;  :math:`h'(x) = y (1 - y)`."""
 
     def forward(self, x: Array) -> Array:
         y = _sigmoid(x, array_namespace(x))

@@ -17,24 +17,38 @@ def _channels_first(x: Array, xp) -> Array:
 
 
 class _ConvNd(Module):
-    r"""``y[n, o, p] = b[o] + sum_{c, k} W[o, c, k] x_pad[n, c, p s + k d]`` over the spatial positions p.
+    r"""Cross-correlation over the spatial positions :math:`p`, as PyTorch's:
 
-    Forward (im2col): for each of the K kernel offsets ``k`` take the strided slice
-    of the padded input that offset reads at every output position, and stack the K
-    slices into ``cols`` (C_in K, N P) — K slices, one copy. Then one GEMM::
+    .. math::
 
-        cols   = stack_k x_pad[:, :, k d : ... : s]      # (C_in, K, N, *out) -> (C_in K, N P)
-        y      = W_mat @ cols + b                        # (C_out, C_in K) @ (C_in K, N P) -> (C_out, N P)
+        y_{n,o,p} = b_o + \sum_{c,k} W_{o,c,k} \; x^\text{pad}_{n,\,c,\,p s + k d}
 
-    with ``W_mat = W.reshape(C_out, C_in K)``. Backward, with ``grad_y`` as (C_out, N P)::
+    Forward (im2col): for each of the :math:`K` kernel offsets :math:`k` take the strided
+    slice of the padded input that offset reads at every output position, and stack the
+    :math:`K` slices into the matrix :math:`X_\text{col}` (C_in K, N P) — K slices, one copy.
+    Then one GEMM, with :math:`W_\text{mat}` = ``W.reshape(C_out, C_in K)``:
 
-        grad_W    = (cols @ grad_y^T)^T                  # (C_out, C_in K), one GEMM
-        grad_b    = sum_{n, p} grad_y                    # (C_out,)
-        grad_cols = W_mat^T @ grad_y                     # (C_in K, N P), one GEMM
-        grad_x    = crop(sum_k  slice_k <- grad_cols[:, k])   # col2im: K strided in-place adds
+    .. math::
 
-    The layer keeps channels as the outer axis in memory (C, N, *spatial) and returns
-    ``y`` as an (N, C_out, *out) view of it, so a following convolution reads its
+        Y = W_\text{mat} \, X_\text{col} + b \qquad \text{(C_out, C_in K) (C_in K, N P) → (C_out, N P)}
+
+    Backward is the linear layer's, on these matrices, with :math:`\bar Y` (C_out, N P);
+    the gradient of the stacking adds each offset's rows back where they were read
+    (col2im), because an input element read by several windows collects from each:
+
+    .. math::
+
+        \bar W_\text{mat} &= \bar Y X_\text{col}^\top = \left(X_\text{col} \bar Y^\top\right)^\top
+            \qquad \bar b_o = \textstyle\sum_{n,p} \bar Y_{o,np} \\
+        \bar X_\text{col} &= W_\text{mat}^\top \bar Y \\
+        \bar x^\text{pad}_{n,\,c,\,p s + k d} &\mathrel{+}= \bar X_\text{col}[(c, k), (n, p)]
+            \quad \text{for every } k, \qquad \bar x = \operatorname{crop}(\bar x^\text{pad})
+
+    In the code: ``grad_W = (cols @ g.T).T``, ``grad_b = g.sum(1)``,
+    ``grad_cols = W_mat.T @ g``, then K strided in-place adds into a zero buffer.
+
+    The layer keeps channels as the outer axis in memory (C, N, spatial...) and returns
+    ``y`` as an (N, C_out, out...) view of it, so a following convolution reads its
     input without a transpose copy. ``backward_params`` skips the ``grad_cols`` GEMM
     and the col2im (a first layer's input needs no gradient).
     """

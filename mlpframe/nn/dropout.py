@@ -7,13 +7,15 @@ from mlpframe.nn.module import Module
 
 
 class Dropout(Module):
-    r"""Zero each element with probability ``p`` in training; identity in eval.
+    r"""Zero each element with probability :math:`p` in training; identity in eval.
 
-    Inverted dropout scales the kept elements by ``1 / (1 - p)`` so the expected
-    activation is the same in training and eval, and eval needs no rescaling::
+    Inverted dropout scales the kept elements by :math:`1 / (1 - p)` so the expected
+    activation is the same in training and eval, and eval needs no rescaling. With
+    :math:`u \sim U[0, 1)` drawn on the device, one draw per element:
 
-        mask = [u >= p] / (1 - p),  u ~ U[0, 1)   (drawn on the device)
-        y = x ⊙ mask,   grad_x = grad_y ⊙ mask
+    .. math::
+
+        m = \frac{[u \ge p]}{1 - p}, \qquad y = x \odot m, \qquad \bar x = \bar y \odot m
 
     The mask comes from the module's backend random source (``backend.seed``).
     """

@@ -11,7 +11,15 @@ from mlpframe.nn.module import Module
 class Flatten(Module):
     r"""(N, d_1, ..., d_k) -> (N, d_1 ... d_k) in row-major order, as PyTorch's ``nn.Flatten()``.
 
-    Forward: ``y = x.reshape(N, -1)``; backward: ``grad_x = grad_y.reshape(x.shape)``.
+    A reshape moves no value, so its gradient is the inverse reshape:
+
+    .. math::
+
+        y_{n, j} = x_{n, i_1 \dots i_k}, \quad j = \mathrm{rowmajor}(i_1, \dots, i_k)
+        \qquad\Longrightarrow\qquad
+        \bar x_{n, i_1 \dots i_k} = \bar y_{n, j}
+
+    In the code: ``y = x.reshape(N, -1)``, ``grad_x = grad_y.reshape(x.shape)``.
     """
 
     def forward(self, x: Array) -> Array:

@@ -18,38 +18,50 @@ def _sigmoid_(a: Array, xp) -> Array:
 class GRU(RecurrentBase):
     r"""One GRU layer, batch first: ``x`` (N, T, I) -> ``y`` (N, T, D*H); PyTorch's equations.
 
-    Forward, per direction, from ``h_{-1} = h0`` (zeros unless given)::
+    Forward, per direction, from :math:`h_{-1}` = ``h0`` (zeros unless given); the gates
+    take rows [0, H) (reset :math:`r`), [H, 2H) (update :math:`z`) and [2H, 3H) (candidate
+    :math:`n`) of the weights and of :math:`g^i_t`, :math:`g^h_t` (N, 3H):
 
-        gi_t = x_t W_ih^T + b_ih                  # (N, 3H), all t at once (see recurrent.py)
-        gh   = h_{t-1} W_hh^T + b_hh              # (N, 3H), in the loop
-        r    = sigma(gi_r + gh_r)                 # reset gate       rows [0, H)   of W
-        z    = sigma(gi_z + gh_z)                 # update gate      rows [H, 2H)
-        n    = tanh(gi_n + r * gh_n)              # candidate state  rows [2H, 3H)
-        h_t  = (1 - z) * n + z * h_{t-1}  =  n + z * d,   d = h_{t-1} - n
+    .. math::
+
+        g^i_t &= x_t W_{ih}^\top + b_{ih} \qquad \text{(all } t \text{ at once, see recurrent.py)} \\
+        g^h_t &= h_{t-1} W_{hh}^\top + b_{hh} \qquad \text{(in the loop)} \\
+        r &= \sigma(g^i_r + g^h_r), \qquad z = \sigma(g^i_z + g^h_z) \\
+        n &= \tanh(g^i_n + r \odot g^h_n) \\
+        h_t &= (1 - z) \odot n + z \odot h_{t-1} = n + z \odot d, \qquad d = h_{t-1} - n
 
     ``y[:, t]`` is ``h_t`` of the forward direction, concatenated with the reverse
     direction's (run on the sequence reversed in time) when ``bidirectional``.
     Forward caches per step ``rz = [r, z]``, ``gh_n``, ``n`` and ``d``; the outputs double
     as the ``h_{t-1}`` of the weight gradient.
 
-    Backward through time, for ``t = T-1 … 0``, with ``grad_h`` the gradient reaching
-    ``h_t`` (from ``y`` and from step ``t+1``)::
+    Backward through time (:mod:`mlpframe.nn.recurrent`), for :math:`t = T-1, \dots, 0`,
+    with :math:`\bar h_t` the gradient reaching :math:`h_t` from :math:`y_t` and from step
+    :math:`t+1`. Writing :math:`a_n = g^i_n + r \odot g^h_n` and :math:`a_r`, :math:`a_z`
+    for the arguments of the sigmoids (:math:`\sigma' = \sigma (1 - \sigma)`):
 
-        grad_h   = grad_y[:, t] + grad_h_next
-        grad_n   = grad_h * (1 - z)
-        grad_z   = grad_h * d
-        grad_a_n = grad_n * (1 - n^2)             # through tanh: = grad_gi_n
-        grad_r   = grad_a_n * gh_n
-        grad_rz  = [grad_r, grad_z] * rz * (1 - rz)   # through sigma: = grad_gi_rz = grad_gh_rz
-        grad_gh  = [grad_rz, grad_a_n * r]        # (N, 3H), kept for every t
-        grad_gi  = [grad_rz, grad_a_n]            # (N, 3H), kept for every t
-        grad_h_next = grad_h * z + grad_gh @ W_hh # (N, 3H) @ (3H, H); after t = 0: grad_h0
+    .. math::
 
-    then, with the per-step gradients stacked over ``t`` (one GEMM each)::
+        \bar n &= \bar h_t \odot (1 - z), \qquad \bar z = \bar h_t \odot d \\
+        \bar a_n &= \bar n \odot (1 - n^2) = \bar g^i_n \\
+        \bar r &= \bar a_n \odot g^h_n \\
+        \bar a_r &= \bar r \odot r (1 - r), \qquad \bar a_z = \bar z \odot z (1 - z)
+            \qquad (= \bar g^i_{r,z} = \bar g^h_{r,z}) \\
+        \bar g^h_t &= [\bar a_r, \bar a_z, \bar a_n \odot r], \qquad
+        \bar g^i_t = [\bar a_r, \bar a_z, \bar a_n] \qquad \text{(N, 3H), kept for every } t \\
+        \bar h_{t-1} &= \bar y_{t-1} + \bar h_t \odot z + \bar g^h_t \, W_{hh}
+            \qquad \text{(after } t = 0\text{: } \bar h_0 \text{, the gradient of h0)}
 
-        grad_W_ih = grad_gi^T @ x       grad_b_ih = sum_{t,n} grad_gi
-        grad_W_hh = grad_gh^T @ h_prev  grad_b_hh = sum_{t,n} grad_gh
-        grad_x    = grad_gi @ W_ih
+    then, with the per-step gradients stacked over :math:`t`, one GEMM each:
+
+    .. math::
+
+        \bar W_{ih} = (\bar g^i)^\top X, \quad \bar W_{hh} = (\bar g^h)^\top H_\text{prev}, \quad
+        \bar b_{ih} = \textstyle\sum_{t,n} \bar g^i, \quad \bar b_{hh} = \sum_{t,n} \bar g^h, \quad
+        \bar X = \bar g^i \, W_{ih}
+
+    In the code: ``grad_h``, ``grad_a_n``, ``grad_rz`` (:math:`[\bar a_r, \bar a_z]`),
+    ``grad_gh``, ``grad_gi``; ``grad_h = grad_h * z + grad_gh @ W_hh`` carries the state.
 
     Shapes: ``weight_ih`` (3H, I), ``weight_hh`` (3H, H), ``bias_ih``, ``bias_hh`` (3H,);
     the reverse direction's are ``weight_ih_reverse`` … Init: PyTorch's U(-1/sqrt(H), 1/sqrt(H)).

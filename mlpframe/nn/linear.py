@@ -8,13 +8,17 @@ from mlpframe.nn.module import Module, Parameter
 
 
 class Linear(Module):
-    r"""Affine map ``y = x W^T + b``.
+    r"""Affine map :math:`y = x W^\top + b`.
 
-    Backward (seed derivation, Question 1 a–c), with ``grad_y = dL/dy``::
+    Backward (seed derivation, Question 1 a–c), from :math:`\bar y = \partial L / \partial y`:
 
-        grad_x = grad_y @ W            # (N, out) @ (out, in) -> (N, in)
-        grad_W = grad_y^T @ x          # (out, N) @ (N, in)   -> (out, in)
-        grad_b = sum_n grad_y[n]       # column sums          -> (out,)
+    .. math::
+
+        \bar x &= \bar y \, W                 \qquad \text{(N, out) (out, in) → (N, in)} \\
+        \bar W &= \bar y^\top x               \qquad \text{(out, N) (N, in) → (out, in)} \\
+        \bar b &= \textstyle\sum_n \bar y_n   \qquad \text{column sums → (out,)}
+
+    In the code: ``grad_x = grad_y @ W``, ``grad_W = grad_y.T @ x``, ``grad_b = grad_y.sum(0)``.
 
     Shapes: ``x`` (N, in_features) -> ``y`` (N, out_features).
 

@@ -45,22 +45,33 @@ def _class_major(x: Array, xp) -> Array:
 
 
 class CrossEntropyLoss(Module):
-    r"""Cross-entropy ``L = -1/N sum_n sum_c t_nc log p_nc``, averaged over the batch.
+    r"""Cross-entropy averaged over the batch:
 
-    ``t`` is the one-hot of integer labels (N,) or a given probability matrix (N, C);
-    with ``label_smoothing = eps`` it becomes ``(1 - eps) t + eps / C`` (PyTorch's
-    definition: eps/C on every class, the true class included).
+    .. math::
 
-    ``from_logits=True`` (default): inputs are logits ``z`` and ``p = softmax(z)``.
-    The softmax Jacobian and ``dL/dp`` fold into the seed's closed form
-    (Question 1 e, ``alpha = 1/S``, ``M = Y - T``)::
+        L = -\frac{1}{N} \sum_n \sum_c t_{nc} \log p_{nc}
 
-        grad_z = (softmax(z) - t) / N          # (N, C)
+    :math:`t` is the one-hot of integer labels (N,) or a given probability matrix (N, C);
+    with ``label_smoothing`` :math:`= \varepsilon` it becomes :math:`(1 - \varepsilon) t + \varepsilon / C`
+    (PyTorch's definition: :math:`\varepsilon / C` on every class, the true class included).
 
-    ``from_logits=False``: inputs are probabilities ``p`` (the course homework's
-    CrossEntropy after an explicit Softmax) and::
+    ``from_logits=True`` (default): inputs are logits :math:`z` and :math:`p = \mathrm{softmax}(z)`.
+    The softmax Jacobian and :math:`\partial L / \partial p` fold into the seed's closed form
+    (Question 1 e, :math:`\alpha = 1/S`, :math:`M = Y - T`), using :math:`\sum_c t_{nc} = 1`:
 
-        grad_p = -(t / p) / N                  # (N, C), the seed's dL/dY
+    .. math::
+
+        \bar z = \frac{\partial L}{\partial z} = \frac{1}{N} \left(\mathrm{softmax}(z) - t\right)
+        \qquad \text{(N, C)}
+
+    ``from_logits=False``: inputs are probabilities :math:`p` (the course homework's
+    CrossEntropy after an explicit Softmax) and, the seed's :math:`\partial L / \partial Y`,
+
+    .. math::
+
+        \bar p = -\frac{1}{N} \, \frac{t}{p} \qquad \text{(element-wise, (N, C))}
+
+    In the code: ``grad_z = (p - t) / N`` and ``grad_p = -(t / p) / N``.
 
     ``p`` is floored at the dtype's smallest normal number only to avoid ``log(0)``.
     """
@@ -111,7 +122,12 @@ class CrossEntropyLoss(Module):
 
 
 class MSELoss(Module):
-    r"""``L = 1/M sum (x - t)^2`` over all ``M`` elements;  ``grad_x = 2 (x - t) / M``."""
+    r"""Mean squared error over all :math:`M` elements of ``x``.
+
+    .. math::
+
+        L = \frac{1}{M} \sum (x - t)^2, \qquad \bar x = \frac{2}{M} (x - t)
+    """
 
     def forward(self, inputs: Array, targets: Array) -> Array:
         xp = array_namespace(inputs)

@@ -10,36 +10,47 @@ from mlpframe.nn.recurrent import RecurrentBase
 class LSTM(RecurrentBase):
     r"""One LSTM layer, batch first: ``x`` (N, T, I) -> ``y`` (N, T, D*H); PyTorch's equations.
 
-    Forward, per direction, from ``h_{-1} = h0``, ``c_{-1} = c0`` (zeros unless given)::
+    Forward, per direction, from :math:`h_{-1}` = ``h0``, :math:`c_{-1}` = ``c0`` (zeros
+    unless given); the gates take rows [0, H), [H, 2H), [2H, 3H), [3H, 4H) of :math:`a`
+    (N, 4H), whose input part is computed for all :math:`t` at once:
 
-        a   = x_t W_ih^T + b_ih + b_hh + h_{t-1} W_hh^T   # (N, 4H); x-part for all t at once
-        i   = sigma(a_i)     f = sigma(a_f)     g = tanh(a_g)     o = sigma(a_o)
-                                                  # gate rows [0,H) [H,2H) [2H,3H) [3H,4H)
-        c_t = f * c_{t-1} + i * g
-        h_t = o * tanh(c_t)
+    .. math::
+
+        a &= x_t W_{ih}^\top + b_{ih} + b_{hh} + h_{t-1} W_{hh}^\top \\
+        i &= \sigma(a_i), \quad f = \sigma(a_f), \quad g = \tanh(a_g), \quad o = \sigma(a_o) \\
+        c_t &= f \odot c_{t-1} + i \odot g \\
+        h_t &= o \odot \tanh(c_t)
 
     ``y[:, t]`` is ``h_t`` of the forward direction, concatenated with the reverse
     direction's (run on the sequence reversed in time) when ``bidirectional``.
     Forward caches per step ``s = sigma(a)`` (all four slots; the ``g`` slot unused),
     ``g``, ``c_{t-1}`` and ``tanh(c_t)``.
 
-    Backward through time, for ``t = T-1 … 0``; ``grad_h``, ``grad_c`` reach ``h_t``, ``c_t``
-    from ``y`` and from step ``t+1``::
+    Backward through time (:mod:`mlpframe.nn.recurrent`), for :math:`t = T-1, \dots, 0`;
+    :math:`\bar h_t` and :math:`\bar c_t` reach :math:`h_t`, :math:`c_t` from :math:`y_t` and
+    from step :math:`t+1` (:math:`\bar c_T = 0`):
 
-        grad_h   = grad_y[:, t] + grad_h_next
-        grad_c   = grad_c_next + grad_h * o * (1 - tanh(c_t)^2)
-        grad_a_i = grad_c * g       * i (1 - i)
-        grad_a_f = grad_c * c_{t-1} * f (1 - f)
-        grad_a_g = grad_c * i       * (1 - g^2)
-        grad_a_o = grad_h * tanh(c_t) * o (1 - o)
-        grad_a   = [grad_a_i, grad_a_f, grad_a_g, grad_a_o]   # (N, 4H), kept for every t
-        grad_h_next = grad_a @ W_hh                            # (N, 4H) @ (4H, H)
-        grad_c_next = grad_c * f                  # after t = 0: grad_h0, grad_c0
+    .. math::
 
-    then, with ``grad_a`` stacked over ``t`` (one GEMM each)::
+        \bar c &= \bar c_t + \bar h_t \odot o \odot (1 - \tanh^2 c_t) \\
+        \bar a_i &= \bar c \odot g \odot i (1 - i), \qquad
+        \bar a_f = \bar c \odot c_{t-1} \odot f (1 - f) \\
+        \bar a_g &= \bar c \odot i \odot (1 - g^2), \qquad
+        \bar a_o = \bar h_t \odot \tanh(c_t) \odot o (1 - o) \\
+        \bar a &= [\bar a_i, \bar a_f, \bar a_g, \bar a_o] \qquad \text{(N, 4H), kept for every } t \\
+        \bar h_{t-1} &= \bar y_{t-1} + \bar a \, W_{hh}, \qquad \bar c_{t-1} = \bar c \odot f
+            \qquad \text{(after } t = 0\text{: the gradients of h0, c0)}
 
-        grad_W_ih = grad_a^T @ x        grad_b_ih = grad_b_hh = sum_{t,n} grad_a
-        grad_W_hh = grad_a^T @ h_prev   grad_x    = grad_a @ W_ih
+    then, with :math:`\bar a` stacked over :math:`t` (it is both :math:`\bar g^i` and
+    :math:`\bar g^h`), one GEMM each:
+
+    .. math::
+
+        \bar W_{ih} = \bar a^\top X, \quad \bar W_{hh} = \bar a^\top H_\text{prev}, \quad
+        \bar b_{ih} = \bar b_{hh} = \textstyle\sum_{t,n} \bar a, \quad \bar X = \bar a \, W_{ih}
+
+    In the code: ``grad_h``, ``grad_c``, ``grad_a`` (T, D, N, 4H);
+    ``grad_h = grad_a[t] @ W_hh`` and ``grad_c = grad_c * f`` carry the state.
 
     Shapes: ``weight_ih`` (4H, I), ``weight_hh`` (4H, H), ``bias_ih``, ``bias_hh`` (4H,);
     the reverse direction's are ``weight_ih_reverse`` … Init: PyTorch's U(-1/sqrt(H), 1/sqrt(H)).

@@ -38,21 +38,31 @@ def _check_features(num_features: int, eps: float) -> None:
 class _BatchNorm(Module):
     r"""Normalise each channel over the batch (and the spatial axes), then scale and shift.
 
-    Training, per channel c, over the M = N x (spatial size) values of that channel::
+    Training, per channel, over the :math:`M` = N x (spatial size) values of that channel:
 
-        mu = mean(x),  var = mean((x - mu)^2),  x_hat = (x - mu) / sqrt(var + eps)
-        y = gamma x_hat + beta
+    .. math::
 
-    and the running statistics move towards the batch's, with the *unbiased*
-    variance as in PyTorch: ``running_var = (1 - m) running_var + m var M / (M - 1)``.
+        \mu = \frac{1}{M} \sum x, \qquad \sigma^2 = \frac{1}{M} \sum (x - \mu)^2, \qquad
+        \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \qquad y = \gamma \hat x + \beta
 
-    Backward (training), with ``g = grad_y ⊙ gamma`` and means over the same M values::
+    and the running statistics move towards the batch's with momentum :math:`m`, the
+    variance *unbiased* as in PyTorch:
+    :math:`\mathrm{running\_var} \leftarrow (1 - m)\,\mathrm{running\_var} + m \, \sigma^2 M / (M - 1)`.
 
-        grad_gamma = sum grad_y ⊙ x_hat
-        grad_beta  = sum grad_y
-        grad_x     = (g - mean(g) - x_hat ⊙ mean(g ⊙ x_hat)) / sqrt(var + eps)
+    Backward (training): :math:`\mu` and :math:`\sigma^2` depend on every :math:`x` of the
+    channel, which gives the two mean terms. With :math:`g = \bar y \odot \gamma` and means
+    over the same :math:`M` values,
 
-    In eval mode the running statistics are constants: ``grad_x = grad_y ⊙ gamma / sqrt(running_var + eps)``.
+    .. math::
+
+        \bar\gamma &= \textstyle\sum \bar y \odot \hat x, \qquad \bar\beta = \sum \bar y \\
+        \bar x &= \frac{1}{\sqrt{\sigma^2 + \epsilon}}
+                  \left(g - \operatorname{mean}(g) - \hat x \odot \operatorname{mean}(g \odot \hat x)\right)
+
+    In eval mode the running statistics are constants:
+    :math:`\bar x = \bar y \odot \gamma / \sqrt{\mathrm{running\_var} + \epsilon}`.
+    In the code ``g = grad_y * gamma``;
+    ``grad_x = (g - mean(g) - x_hat * mean(g * x_hat)) * inv_std``.
 
     Parameters ``weight`` (gamma, ones) and ``bias`` (beta, zeros); buffers
     ``running_mean`` (zeros), ``running_var`` (ones); all (num_features,).
@@ -115,7 +125,9 @@ class _BatchNorm(Module):
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch normalisation of (N, C) features, or of (N, C, L) sequences per channel over N and L."""
+    """Batch normalisation of (N, C) features, or of (N, C, L) sequences per channel over N and L.
+
+    """
 
     __doc__ += _BatchNorm.__doc__
     ranks = (2, 3)
@@ -123,7 +135,9 @@ class BatchNorm1d(_BatchNorm):
 
 
 class BatchNorm2d(_BatchNorm):
-    """Batch normalisation of (N, C, H, W) feature maps, per channel over N, H and W."""
+    """Batch normalisation of (N, C, H, W) feature maps, per channel over N, H and W.
+
+    """
 
     __doc__ += _BatchNorm.__doc__
     ranks = (4,)
@@ -133,13 +147,22 @@ class BatchNorm2d(_BatchNorm):
 class LayerNorm(Module):
     r"""Normalise each row over its D features, then scale and shift (same in train and eval).
 
-    ``x_hat = (x - mean_d(x)) / sqrt(var_d(x) + eps)``, ``y = gamma x_hat + beta``.
+    Statistics over the :math:`D` features of each row :math:`n`:
 
-    Backward, with ``g = grad_y ⊙ gamma``::
+    .. math::
 
-        grad_gamma = sum_n grad_y ⊙ x_hat
-        grad_beta  = sum_n grad_y
-        grad_x     = (g - mean_d(g) - x_hat ⊙ mean_d(g ⊙ x_hat)) / sqrt(var + eps)   # row-wise
+        \hat x_n = \frac{x_n - \operatorname{mean}_d(x_n)}{\sqrt{\operatorname{var}_d(x_n) + \epsilon}},
+        \qquad y_n = \gamma \odot \hat x_n + \beta
+
+    Backward, with :math:`g = \bar y \odot \gamma`, row by row:
+
+    .. math::
+
+        \bar\gamma &= \textstyle\sum_n \bar y_n \odot \hat x_n, \qquad \bar\beta = \sum_n \bar y_n \\
+        \bar x_n &= \frac{1}{\sqrt{\operatorname{var}_d(x_n) + \epsilon}}
+                    \left(g_n - \operatorname{mean}_d(g_n) - \hat x_n \odot \operatorname{mean}_d(g_n \odot \hat x_n)\right)
+
+    In the code: ``grad_x = (g - mean(g, -1) - x_hat * mean(g * x_hat, -1)) * inv_std``.
 
     Shapes: x (N, num_features); ``weight`` ones, ``bias`` zeros, both (num_features,).
     """

@@ -49,14 +49,25 @@ class _PoolNd(Module):
 
 
 class _MaxPoolNd(_PoolNd):
-    r"""``y = max_k x_pad[..., p s + k]`` over each window; padding is -inf, as in PyTorch.
+    r"""The maximum over each window; padding is :math:`-\infty`, as in PyTorch.
 
-    Backward: the whole of ``grad_y`` goes to the window's maximum. On a tie it goes
+    .. math::
+
+        y_p = \max_k \, x^\text{pad}_{p s + k}
+
+    Backward: the whole of :math:`\bar y` goes to the window's maximum. On a tie it goes
     to the first maximum in row-major window order, where PyTorch sends it (its
-    kernels replace the running maximum only on a strictly greater value)::
+    kernels replace the running maximum only on a strictly greater value). With
+    :math:`f_{k,p} = 1` when offset :math:`k` is the first to hold the maximum of window
+    :math:`p` (and 0 else),
 
-        first_k  = [x_pad[slice_k] == y] and no earlier offset was        # (N, C, *out), bool
-        grad_x   = crop(sum_k  slice_k <- grad_y ⊙ first_k)              # K strided in-place adds
+    .. math::
+
+        \bar x^\text{pad}_{p s + k} \mathrel{+}= \bar y_p \, f_{k,p} \quad \text{for every } k,
+        \qquad \bar x = \operatorname{crop}(\bar x^\text{pad})
+
+    In the code ``first`` is ``x_pad[slice_k] == y`` and no earlier offset, (N, C, out...),
+    and the sum is K strided in-place adds.
 
     The masks are found in backward from the cached input and output (no index
     array is kept); ``maximum`` and comparisons are used rather than ``where``,
@@ -93,11 +104,18 @@ class _MaxPoolNd(_PoolNd):
 
 
 class _AvgPoolNd(_PoolNd):
-    r"""``y = (1/K) sum_k x_pad[..., p s + k]``: zero padding counted in the mean (``count_include_pad=True``).
+    r"""The mean over each window of :math:`K` elements; zero padding counted in the mean (``count_include_pad=True``).
 
-    Backward: every element of a window receives ``grad_y / K``::
+    .. math::
 
-        grad_x = crop(sum_k  slice_k <- grad_y / K)
+        y_p = \frac{1}{K} \sum_k x^\text{pad}_{p s + k}
+
+    Backward: every element of a window receives :math:`\bar y_p / K`:
+
+    .. math::
+
+        \bar x^\text{pad}_{p s + k} \mathrel{+}= \frac{\bar y_p}{K} \quad \text{for every } k,
+        \qquad \bar x = \operatorname{crop}(\bar x^\text{pad})
     """
 
     def forward(self, x: Array) -> Array:
@@ -118,38 +136,49 @@ class _AvgPoolNd(_PoolNd):
 
 
 class MaxPool1d(_MaxPoolNd):
-    """Max pooling on (N, C, L) -> (N, C, L_out), ``L_out = floor((L + 2p - k) / s) + 1``."""
+    """Max pooling on (N, C, L) -> (N, C, L_out), ``L_out = floor((L + 2p - k) / s) + 1``.
+
+    """
 
     __doc__ += _MaxPoolNd.__doc__
     dims = 1
 
 
 class MaxPool2d(_MaxPoolNd):
-    """Max pooling on (N, C, H, W) -> (N, C, H_out, W_out); kernel, stride and padding ints or pairs."""
+    """Max pooling on (N, C, H, W) -> (N, C, H_out, W_out); kernel, stride and padding ints or pairs.
+
+    """
 
     __doc__ += _MaxPoolNd.__doc__
     dims = 2
 
 
 class AvgPool1d(_AvgPoolNd):
-    """Average pooling on (N, C, L) -> (N, C, L_out)."""
+    """Average pooling on (N, C, L) -> (N, C, L_out).
+
+    """
 
     __doc__ += _AvgPoolNd.__doc__
     dims = 1
 
 
 class AvgPool2d(_AvgPoolNd):
-    """Average pooling on (N, C, H, W) -> (N, C, H_out, W_out)."""
+    """Average pooling on (N, C, H, W) -> (N, C, H_out, W_out).
+
+    """
 
     __doc__ += _AvgPoolNd.__doc__
     dims = 2
 
 
 class GlobalAvgPool(Module):
-    r"""Mean over every spatial axis: (N, C, *spatial) -> (N, C) (PyTorch: ``AdaptiveAvgPool(1)`` + flatten).
+    r"""Mean over every spatial axis: (N, C, spatial...) -> (N, C) (PyTorch: ``AdaptiveAvgPool(1)`` + flatten).
 
-    Forward: ``y[n, c] = (1/P) sum_p x[n, c, p]`` over the P spatial positions.
-    Backward: ``grad_x[n, c, p] = grad_y[n, c] / P``.
+    Over the :math:`P` spatial positions :math:`p`:
+
+    .. math::
+
+        y_{n,c} = \frac{1}{P} \sum_p x_{n,c,p}, \qquad \bar x_{n,c,p} = \frac{\bar y_{n,c}}{P}
     """
 
     def forward(self, x: Array) -> Array:

@@ -1,19 +1,46 @@
 r"""What GRU and LSTM share: parameters, the batched input projection, both directions
 in one loop, the weight gradients after the loop; and :class:`LastStep`.
 
-A recurrent layer of ``G`` gates on ``(N, T, I)`` (batch first) computes, per direction,
-the pre-activations of all gates at step ``t`` as ``a_t = x_t W_ih^T + b_ih + h_{t-1} W_hh^T
-(+ b_hh)``. Only the second term depends on the recurrence, so the first is computed for
-all steps at once, before the loop::
+A recurrent layer of :math:`G` gates on (N, T, I) (batch first) computes, per direction,
+the pre-activations of all gates at step :math:`t` from an input part and a recurrent part,
 
-    gi = x (T*N, I) @ W_ih^T (I, D*G*H)        # one GEMM for every step and direction
+.. math::
 
-and after the backward loop has left the gate gradients of every step in a buffer
-``grad_gi`` (T, N, D*G*H), the input-side gradients are one GEMM each::
+    a_t = \underbrace{x_t W_{ih}^\top + b_{ih}}_{g^i_t}
+        + \underbrace{h_{t-1} W_{hh}^\top + b_{hh}}_{g^h_t}
+    \qquad \text{(N, G H)},
 
-    grad_W_ih = grad_gi^T @ x                  # (D*G*H, T*N) @ (T*N, I)
-    grad_x    = grad_gi @ W_ih                 # (T*N, D*G*H) @ (D*G*H, I): directions summed
-    grad_W_hh = grad_gh^T @ h_prev             # per direction: (G*H, T*N) @ (T*N, H)
+then the gates and the new state :math:`h_t` from them (each layer's equations are in its
+own docstring). Only :math:`g^h_t` depends on the recurrence, so :math:`g^i` is computed
+for all steps at once, before the loop: one GEMM (T N, I) (I, D G H) for every step and
+direction.
+
+Backpropagation through time. The loss reaches :math:`h_t` along two paths, through
+the output :math:`y_t` and through step :math:`t+1`, which read it; so the backward loop
+runs :math:`t = T-1, \dots, 0` and carries the gradient of the state,
+
+.. math::
+
+    \bar h_t = \bar y_t + \frac{\partial L}{\partial h_t}\Big|_{\text{via step } t+1},
+    \qquad
+    \frac{\partial L}{\partial h_{t-1}}\Big|_{\text{via step } t}
+        = \bar g^h_t \, W_{hh} + (\text{the direct terms of } h_{t-1} \text{ in step } t),
+
+starting from nothing after the last step; after :math:`t = 0` it is the gradient of the
+initial state, ``grad_h0``. Each step leaves its gate gradients :math:`\bar g^i_t`,
+:math:`\bar g^h_t`. The parameters are shared by all steps, so their gradients are sums
+over :math:`t` — after the loop, with the steps stacked as rows (T N), one GEMM each:
+
+.. math::
+
+    \bar W_{ih} &= \textstyle\sum_t (\bar g^i_t)^\top x_t = (\bar g^i)^\top X
+        \qquad \bar b_{ih} = \sum_{t,n} \bar g^i_{t,n} \\
+    \bar W_{hh} &= \textstyle\sum_t (\bar g^h_t)^\top h_{t-1} = (\bar g^h)^\top H_\text{prev}
+        \qquad \bar b_{hh} = \sum_{t,n} \bar g^h_{t,n} \\
+    \bar X &= \bar g^i \, W_{ih} \qquad \text{(T N, D G H) (D G H, I): the directions summed}
+
+In the code: ``grad_W_ih = grad_gi.T @ x_2d``, ``grad_W_hh = grad_gh^T @ h_prev`` per
+direction, ``grad_x = grad_gi @ W_ih``.
 
 Directions. The reverse direction is the forward recurrence run on the time-reversed
 sequence. Rather than two loops, both directions share one: arrays in *loop order*

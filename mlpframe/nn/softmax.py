@@ -24,12 +24,21 @@ def log_softmax(z: Array, xp) -> Array:
 
 
 class Softmax(Module):
-    r"""``y_ic = exp(z_ic) / sum_k exp(z_ik)`` over the last axis.
+    r"""Softmax over the last axis, :math:`y_{ic} = e^{z_{ic}} / \sum_k e^{z_{ik}}`.
 
-    Backward is the seed's Jacobian-vector product (Question 1 e),
-    ``dy_ic/dz_ij = y_ic (delta_cj - y_ij)``, which never forms the (C, C) Jacobian::
+    Backward is the seed's Jacobian-vector product (Question 1 e). With
+    :math:`\partial y_{ic} / \partial z_{ij} = y_{ic} (\delta_{cj} - y_{ij})`, the sum over
+    :math:`c` never forms the (C, C) Jacobian:
 
-        grad_z = y ⊙ (grad_y - (grad_y ⊙ y) 1 1^T)   # row sums broadcast: (N, C)
+    .. math::
+
+        \bar z_{ij} = \sum_c \bar y_{ic} \, y_{ic} (\delta_{cj} - y_{ij})
+                    = y_{ij} \Big(\bar y_{ij} - \sum_c \bar y_{ic} \, y_{ic}\Big),
+        \qquad
+        \bar z = y \odot \left(\bar y - (\bar y \odot y) \mathbf{1} \mathbf{1}^\top\right)
+
+    In the code: ``grad_z = y * (grad_y - sum(grad_y * y, axis=-1, keepdims=True))``, the
+    row sums (N, 1) broadcast over (N, C).
 
     Shapes: ``z`` (N, C) -> ``y`` (N, C).
     """

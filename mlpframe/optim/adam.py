@@ -15,17 +15,19 @@ class Adam(Optimizer):
 
     With learning rate :math:`\gamma`, betas :math:`(\beta_1, \beta_2)`, :math:`\epsilon`
     and weight decay :math:`\lambda`, for each parameter :math:`\theta` with gradient
-    :math:`g_t` at its step :math:`t = 1, 2, \dots`::
+    :math:`g_t` at its step :math:`t = 1, 2, \dots`, from :math:`m_0 = v_0 = 0`:
 
-        g_t     <- g_t + lambda * theta_{t-1}                  (L2 penalty; AdamW decays theta instead)
-        m_t     <- beta1 * m_{t-1} + (1 - beta1) * g_t
-        v_t     <- beta2 * v_{t-1} + (1 - beta2) * g_t^2
-        m_hat   =  m_t / (1 - beta1^t)
-        v_hat   =  v_t / (1 - beta2^t)
-        theta_t <- theta_{t-1} - gamma * m_hat / (sqrt(v_hat) + eps)
+    .. math::
 
-    As in PyTorch (and unlike the paper's eps-hat variant), eps is added to
-    ``sqrt(v_hat)``, and the update is computed as
+        g_t &\leftarrow g_t + \lambda \theta_{t-1}
+            \qquad \text{(L2 penalty, if } \lambda \ne 0\text{; AdamW decays } \theta \text{ instead)} \\
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) \, g_t \\
+        v_t &= \beta_2 v_{t-1} + (1 - \beta_2) \, g_t^2 \\
+        \hat m_t &= \frac{m_t}{1 - \beta_1^t}, \qquad \hat v_t = \frac{v_t}{1 - \beta_2^t} \\
+        \theta_t &= \theta_{t-1} - \gamma \, \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}
+
+    As in PyTorch (and unlike the paper's :math:`\hat\epsilon` variant), :math:`\epsilon` is
+    added to :math:`\sqrt{\hat v_t}`, and the update is computed as
     ``theta -= (gamma / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)``. The
     bias corrections are Python floats computed on the host from the integer step
     count, so a step never waits for the device.
@@ -103,12 +105,14 @@ class AdamW(Adam):
     r"""AdamW: Adam with decoupled weight decay (``torch.optim.AdamW``).
 
     The decay shrinks the weights directly before the Adam step, instead of being
-    added to the gradient (where Adam's per-coordinate scaling would weaken it)::
+    added to the gradient (where Adam's per-coordinate scaling would weaken it):
 
-        theta_{t-1} <- theta_{t-1} * (1 - gamma * lambda)
-        then the Adam update of :class:`Adam` with lambda = 0
+    .. math::
 
-    As in PyTorch the decay is multiplied by the current learning rate ``gamma``
+        \theta_{t-1} \leftarrow \theta_{t-1} \, (1 - \gamma \lambda),
+        \qquad \text{then the Adam update with } \lambda = 0
+
+    As in PyTorch the decay is multiplied by the current learning rate :math:`\gamma`
     (the paper uses a separate schedule multiplier). Default ``weight_decay=1e-2``.
     """
 

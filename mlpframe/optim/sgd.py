@@ -13,13 +13,17 @@ class SGD(Optimizer):
     r"""SGD, PyTorch's algorithm (``torch.optim.SGD``) step for step.
 
     With learning rate :math:`\gamma`, momentum :math:`\mu`, dampening :math:`\tau`
-    and weight decay :math:`\lambda`, for each parameter :math:`\theta` with gradient :math:`g_t`::
+    and weight decay :math:`\lambda`, for each parameter :math:`\theta` with gradient :math:`g_t`
+    at its step :math:`t = 1, 2, \dots`:
 
-        g_t <- g_t + lambda * theta_{t-1}                    if lambda != 0
-        b_t <- g_t                                           if mu != 0 and t == 1
-        b_t <- mu * b_{t-1} + (1 - tau) * g_t                if mu != 0 and t > 1
-        g_t <- g_t + mu * b_t  (nesterov)   or   g_t <- b_t  if mu != 0
-        theta_t <- theta_{t-1} - gamma * g_t
+    .. math::
+
+        g_t &\leftarrow g_t + \lambda \theta_{t-1}  \qquad \text{if } \lambda \ne 0 \\
+        b_t &= g_t  \qquad \text{if } \mu \ne 0 \text{ and } t = 1 \\
+        b_t &= \mu b_{t-1} + (1 - \tau) \, g_t  \qquad \text{if } \mu \ne 0 \text{ and } t > 1 \\
+        g_t &\leftarrow g_t + \mu b_t \ \text{(Nesterov)} \quad \text{or} \quad g_t \leftarrow b_t
+            \qquad \text{if } \mu \ne 0 \\
+        \theta_t &= \theta_{t-1} - \gamma \, g_t
 
     Like PyTorch, and unlike Sutskever et al. (2013), the learning rate multiplies the
     whole velocity at the update, not each gradient as it enters the buffer: the two

@@ -42,12 +42,36 @@ def site(tmp_path_factory) -> Path:
 
 def test_the_site_builds_strictly_with_every_page(site):
     for page in ("index", "contract", "guides/quickstart", "guides/own-layer", "guides/sweeps-tensorboard",
-                 "guides/gpu", "api/nn", "api/gradcheck", "api/backend", "api/optim"):
+                 "guides/gpu", "api/nn", "api/nn-conv", "api/nn-recurrent", "api/gradcheck", "api/backend",
+                 "api/optim"):
         assert (site / f"{page}.html").is_file(), page
     api = (site / "api" / "nn.html").read_text()
     for name in ("Module", "Linear", "Sequential", "CrossEntropyLoss", "BatchNorm1d"):
         assert f'id="mlpframe.nn.{name}"' in api, name
     assert 'id="mlpframe.gradcheck.assert_gradients_match"' in (site / "api" / "gradcheck.html").read_text()
+
+
+def test_every_public_nn_name_is_in_the_reference_once(site):
+    from mlpframe import nn
+
+    pages = [(site / "api" / f"{name}.html").read_text() for name in ("nn", "nn-conv", "nn-recurrent")]
+    for name in nn.__all__:
+        found = sum(page.count(f'id="mlpframe.nn.{name}"') for page in pages)
+        assert found == 1, f"mlpframe.nn.{name} is described {found} times in the API reference"
+
+
+def test_the_backward_derivations_are_mathematics(site):
+    """The layers' derivations are ``.. math::`` blocks, rendered by MathJax, not literal text."""
+    for page, names in (("nn", ("Linear", "Softmax", "CrossEntropyLoss", "BatchNorm1d", "LayerNorm", "Dropout")),
+                        ("nn-conv", ("Conv1d", "MaxPool2d", "AvgPool1d")),
+                        ("nn-recurrent", ("GRU", "LSTM")),
+                        ("optim", ("SGD", "Adam"))):
+        html = (site / "api" / f"{page}.html").read_text()
+        for name in names:
+            start = html.index(f'id="mlpframe.{"optim" if page == "optim" else "nn"}.{name}"')
+            end = html.find('<dl class="py class">', start)
+            assert '<div class="math notranslate nohighlight">' in html[start:end if end > 0 else None], \
+                f"{page}: {name} has no displayed formula"
 
 
 def test_the_site_loads_nothing_from_the_network(site):
@@ -61,7 +85,8 @@ def test_the_site_loads_nothing_from_the_network(site):
 
 
 @pytest.mark.skipif(_chromium() is None, reason="no Chromium to render the pages (apt-get install chromium)")
-@pytest.mark.parametrize("page", ["guides/own-layer", "api/nn", "contract"])
+@pytest.mark.parametrize("page", ["guides/own-layer", "api/nn", "api/nn-conv", "api/nn-recurrent", "api/optim",
+                                  "contract"])
 def test_formulas_render_in_headless_chromium_offline(site, page, tmp_path):
     html = (site / f"{page}.html").read_text()
     n_math = html.count('class="math notranslate nohighlight"')
