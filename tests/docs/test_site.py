@@ -42,13 +42,16 @@ def site(tmp_path_factory) -> Path:
 
 def test_the_site_builds_strictly_with_every_page(site):
     for page in ("index", "contract", "guides/quickstart", "guides/own-layer", "guides/sweeps-tensorboard",
-                 "guides/gpu", "api/nn", "api/nn-conv", "api/nn-recurrent", "api/gradcheck", "api/backend",
-                 "api/optim"):
+                 "guides/conv-recurrent", "guides/slurm", "guides/gpu", "api/nn", "api/nn-conv", "api/nn-recurrent",
+                 "api/gradcheck", "api/backend", "api/optim"):
         assert (site / f"{page}.html").is_file(), page
     api = (site / "api" / "nn.html").read_text()
     for name in ("Module", "Linear", "Sequential", "CrossEntropyLoss", "BatchNorm1d"):
         assert f'id="mlpframe.nn.{name}"' in api, name
     assert 'id="mlpframe.gradcheck.assert_gradients_match"' in (site / "api" / "gradcheck.html").read_text()
+    sweeps = (site / "guides" / "sweeps-tensorboard.html").read_text()
+    for shot in ("tensorboard-scalars.png", "tensorboard-hparams.png"):
+        assert shot in sweeps and (site / "_images" / shot).is_file(), shot
 
 
 def test_every_public_nn_name_is_in_the_reference_once(site):
