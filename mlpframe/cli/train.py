@@ -22,7 +22,6 @@ import os
 import shlex
 import signal
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +33,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from mlpframe.atomic import write_atomic
 from mlpframe.backend import get_backend
 from mlpframe.cli import build
 from mlpframe.cli.common import (
@@ -50,16 +50,7 @@ log = logging.getLogger("mlpframe")
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """``json.dump`` to a temp file beside ``path``, then rename over it (never half a file)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, allow_nan=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(data, indent=2, allow_nan=True) + "\n")
 
 
 class Interrupts:
