@@ -39,7 +39,8 @@ from mlpframe.cli import build
 from mlpframe.cli.common import (
     UserError, config_dir, fail, one_line, remove_if_only_hydra, user_errors, user_message,
 )
-from mlpframe.config import ConfigError, validate_train
+from mlpframe.cli.config import validate_train
+from mlpframe.cli.schema import ConfigError
 from mlpframe.engine import (
     EarlyStopping, ModelCheckpoint, ProgressBar, TensorBoardLogger, Trainer, TrainResult, flatten_hparams,
     load_checkpoint,
@@ -119,43 +120,45 @@ def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts) -> tuple[TrainRe
 
     Returns the result and the checkpoint callback (which knows what it wrote).
     """
-    validate_train(cfg)
-    c: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # plain data from here on
-    be = get_backend(c["backend"]["name"], c["backend"]["device"])
+    s = validate_train(cfg)  # the schema objects: each component builds its own object
+    c: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # plain data, saved in checkpoints
+    be = get_backend(s.backend.name, s.backend.device)
     ckpt = resume_checkpoint(c, run_dir)
-    be.seed(c["seed"])
-    tr = c["trainer"]
-    ds = build.load_data(c["data"], seed=c["seed"], progress=tr["progress_bar"])
-    batch_size = c["data"]["batch_size"]
-    train_loader = build.make_loader(ds.train, batch_size, be, train=True, seed=c["seed"])
+    be.seed(s.seed)
+    tr = s.trainer
+    progress = tr.progress_bar if tr.progress_bar is not None else sys.stderr.isatty()
+    ds = build.load_data(s.data, seed=s.seed, progress=progress)
+    batch_size = s.data.batch_size
+    train_loader = build.make_loader(ds.train, batch_size, be, train=True, seed=s.seed)
     if len(train_loader) == 0:
         raise ConfigError("data.batch_size", f"{batch_size} is larger than the training set "
                                              f"({len(ds.train[1])} samples): no full batch to train on")
-    val_loader = build.make_loader(ds.val, tr["eval_batch_size"], be, train=False) if len(ds.val[1]) else None
-    test_loader = build.make_loader(ds.test, tr["eval_batch_size"], be, train=False) if len(ds.test[1]) else None
+    val_loader = build.make_loader(ds.val, tr.eval_batch_size, be, train=False) if len(ds.val[1]) else None
+    test_loader = build.make_loader(ds.test, tr.eval_batch_size, be, train=False) if len(ds.test[1]) else None
 
-    model = build.build_model(c["model"], ds.num_features, ds.num_classes, seed=c["seed"], dtype=c["dtype"]).to(be)
-    criterion = build.build_criterion(c["model"])
-    optimizer = build.build_optimizer(c["optimizer"], model.parameters())
-    scheduler = build.build_scheduler(c["scheduler"], optimizer, tr["max_epochs"])
+    input_shape = tuple(ds.train[0].shape[1:])
+    model = build.build_model(s.model, input_shape, ds.num_classes, seed=s.seed, dtype=s.dtype).to(be)
+    criterion = build.build_criterion(s.model)
+    optimizer = build.build_optimizer(s.optimizer, model.parameters())
+    scheduler = build.build_scheduler(s.scheduler, optimizer, tr.max_epochs)
 
     checkpointer = ModelCheckpoint(run_dir / "checkpoints")
-    callbacks: list[Any] = [ProgressBar(enabled=tr["progress_bar"]), checkpointer]
-    if tr["early_stopping_patience"] is not None:
-        callbacks.append(EarlyStopping(tr["early_stopping_patience"]))
-    if c["logger"]["name"] == "tensorboard":
+    callbacks: list[Any] = [ProgressBar(enabled=progress), checkpointer]
+    if tr.early_stopping_patience is not None:
+        callbacks.append(EarlyStopping(tr.early_stopping_patience))
+    if s.logger.name == "tensorboard":
         callbacks.append(TensorBoardLogger(
             run_dir / "tensorboard", config_text=OmegaConf.to_yaml(cfg, resolve=True),
-            hparams=flatten_hparams(c), histogram_every_n_epochs=tr["histogram_every_n_epochs"],
-            class_names=ds.class_names, flush_secs=c["logger"]["flush_secs"]))
+            hparams=flatten_hparams(c), histogram_every_n_epochs=tr.histogram_every_n_epochs,
+            class_names=ds.class_names, flush_secs=s.logger.flush_secs))
     if os.environ.get("MLPFRAME_OPTUNA_TRIAL_ID"):  # a trial of hydra/sweeper=mlpframe_optuna: may be pruned
         from mlpframe.sweep.pruning import pruning_callback
 
         pruning = pruning_callback()
         if pruning is not None:
             callbacks.append(pruning)
-    trainer = Trainer(model, criterion, optimizer, be, scheduler=scheduler, max_epochs=tr["max_epochs"],
-                      grad_clip=tr["grad_clip"], log_every_n_steps=tr["log_every_n_steps"], seed=c["seed"],
+    trainer = Trainer(model, criterion, optimizer, be, scheduler=scheduler, max_epochs=tr.max_epochs,
+                      grad_clip=tr.grad_clip, log_every_n_steps=tr.log_every_n_steps, seed=s.seed,
                       callbacks=callbacks, config=c)
     if ckpt is not None:
         try:

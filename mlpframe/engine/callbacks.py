@@ -23,9 +23,16 @@ log = logging.getLogger("mlpframe")
 
 
 class Callback:
-    """Base class; every hook is a no-op. ``state_dict``/``load_state_dict`` survive resumes."""
+    """Base class; every hook is a no-op. ``state_dict``/``load_state_dict`` survive resumes.
+
+    Contract: the trainer calls each hook on its callbacks in ascending ``order`` (ties in
+    the order given). A callback reads the trainer and the metrics it is handed; it
+    changes the run only through ``trainer.stop(status, message)``, which is where a
+    run's status is decided. ``name`` keys its state in a checkpoint.
+    """
 
     name = "callback"
+    order = 0  # ModelCheckpoint is 100: last, so the file holds the others' state after their hook
 
     def on_fit_start(self, trainer: Trainer) -> None: ...
 

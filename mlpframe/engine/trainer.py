@@ -97,8 +97,7 @@ class Trainer:
         self.scheduler = scheduler
         self.max_epochs, self.grad_clip, self.log_every_n_steps = max_epochs, grad_clip, log_every_n_steps
         self.seed = int(seed)
-        # checkpoints go last so they save the other callbacks' state after this epoch's update
-        self.callbacks = sorted(callbacks, key=lambda cb: getattr(cb, "order", 0))
+        self.callbacks = sorted(callbacks, key=lambda cb: cb.order)  # stable: ties keep their order
         self.config = config or {}
         self.state = TrainState()
         self.best_state: dict[str, np.ndarray] | None = None
@@ -275,6 +274,7 @@ class Trainer:
             self.state.best_epoch = epoch + 1
             self.best_state = self.model.state_dict()
         metrics["val/acc_best"] = self.state.best_val_acc
+        metrics["val/loss_best"] = self.state.best_val_loss
         metrics["improved"] = improved
         self.state.epoch = epoch + 1
         if self.scheduler is not None:
