@@ -13,7 +13,7 @@ from typing import NoReturn
 from hydra.experimental.callback import Callback
 
 from mlpframe.backend import BackendUnavailableError
-from mlpframe.config import ConfigError
+from mlpframe.cli.schema import ConfigError
 from mlpframe.engine.checkpoint import CheckpointError
 
 log = logging.getLogger("mlpframe")
@@ -55,8 +55,9 @@ def user_message(exc: BaseException) -> str:
 def config_dir() -> str:
     """Absolute path of the Hydra config tree.
 
-    Installed, it is the package ``mlpframe.conf`` (pyproject maps the repo's
-    ``conf/`` there); in a source checkout it is ``conf/`` next to the package.
+    In a source checkout it is ``conf/`` next to the package (also when another
+    checkout is editable-installed); installed, it is the package ``mlpframe.conf``
+    (pyproject maps the repo's ``conf/`` there).
     """
     package = Path(__file__).resolve().parents[1]
     # only this package's own conf: another checkout's editable install may also answer "mlpframe.conf"
