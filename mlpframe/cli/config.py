@@ -247,12 +247,13 @@ class TargetModelConfig(ModelConfig):
         return call(locate(self._target_, "model._target_"), self._target_, self.params, framework, "model")
 
 
-def model_schema(values: Any, key: str, allow_targets: Optional[Any] = None) -> ModelConfig:
+def model_schema(values: Any, key: str, allow_targets: Optional[Any] = None, *, check: bool = True) -> ModelConfig:
     """A model config (a composed node, or the mapping stored in a checkpoint) as its schema object, checked.
 
     With ``_target_`` it is a :class:`TargetModelConfig`; ``allow_targets`` (a checkpoint's config) then
     says which targets may be imported (:func:`mlpframe.cli.target.check_allowed`), checked before any
-    import. Otherwise its ``name`` picks the kind in ``MODELS``.
+    import. Otherwise its ``name`` picks the kind in ``MODELS``. ``check=False`` leaves the values' check
+    (which imports a target) to the caller.
     """
     if isinstance(values, DictConfig):
         values = OmegaConf.to_container(values, resolve=True)
@@ -265,7 +266,8 @@ def model_schema(values: Any, key: str, allow_targets: Optional[Any] = None) -> 
     if allow_targets is not None:
         check_allowed(values["_target_"], allow_targets, f"{key}._target_")
     obj = TargetModelConfig.from_keys(values)
-    obj.validate(key)
+    if check:
+        obj.validate(key)
     return obj
 
 
@@ -436,8 +438,8 @@ class EvaluateConfig(Schema):
         self.backend.validate("backend")
         if self.data is not None:
             self.data.validate("data")
-        if self.model is not None:
-            self.model.validate("model")
+        if isinstance(self.model, TargetModelConfig):  # only names what may be imported: imports nothing
+            check_path(self.model._target_, "model._target_")
         for i, name in enumerate(self.allow_targets):
             check_path(name, f"allow_targets[{i}]")
 
@@ -508,7 +510,7 @@ def to_schema(cfg: DictConfig, schema: type = TrainConfig) -> Any:
         cfg = OmegaConf.merge(_open_model(schema) if "model" in cfg else OmegaConf.structured(schema), cfg)
     obj = OmegaConf.to_object(cfg)
     if type(getattr(obj, "model", None)) is ModelConfig:  # selects no kind: a user's `_target_` model
-        obj.model = model_schema(cfg.model, "model")
+        obj.model = model_schema(cfg.model, "model", check=False)  # checked with the rest below
     obj.validate("")
     return obj
 

@@ -61,7 +61,7 @@ def locate(target: str, key: str) -> Callable[..., Any]:
         if not hasattr(obj, parts[j]):
             raise ConfigError(key, f"{'.'.join(parts[:j])} has no attribute {parts[j]!r}")
         obj = getattr(obj, parts[j])
-    require(callable(obj), key, f"{target} is a {type(obj).__name__}, not a callable")
+    require(callable(obj), key, f"{target} is not callable (a {type(obj).__name__})")
     return obj
 
 
