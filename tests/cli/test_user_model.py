@@ -15,6 +15,7 @@ from tensorboard.backend.event_processing import event_accumulator, plugin_event
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from mlpframe.engine import load_checkpoint, save_checkpoint
+from mlpframe.gradcheck import check_module
 
 from .helpers import assert_one_line_error, read_json
 
@@ -49,6 +50,26 @@ def imported(root: Path) -> bool:
 
 def forget_imports(root: Path) -> None:
     (root / "IMPORTED").unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api_strict"])
+def test_the_users_layer_passes_check_module_and_a_wrong_backward_fails_it(monkeypatch, backend):
+    monkeypatch.syspath_prepend(str(PROJECT))
+    from mynets.layers import Gain
+
+    g = np.random.default_rng(0).normal(size=5)
+    x = np.random.default_rng(1).normal(size=(4, 5))
+
+    class ForgetsTheGain(Gain):
+        def backward(self, grad_y):
+            self.backward_params(grad_y)
+            return grad_y  # grad_x without the factor g
+
+    layer, wrong = Gain(5, dtype="float64"), ForgetsTheGain(5, dtype="float64")
+    layer.gain.data, wrong.gain.data = g.copy(), g.copy()
+    assert all(r.passed for r in check_module(layer, x, backend=backend))
+    failed = [r.wrt for r in check_module(wrong, x, backend=backend) if not r.passed]
+    assert failed == ["input"]
 
 
 def test_a_target_model_trains_logs_and_checkpoints_like_a_built_in_one(project):
