@@ -259,7 +259,7 @@ def model_schema(values: Any, key: str, allow_targets: Optional[Any] = None, *, 
         values = OmegaConf.to_container(values, resolve=True)
     require(isinstance(values, Mapping), key, f"expected a mapping, got {type(values).__name__}")
     if "_target_" not in values:
-        require(values.get("name") != TARGET, f"{key}._target_",
+        require(not (isinstance(values.get("name"), str) and values["name"] == TARGET), f"{key}._target_",
                 "is missing: a model config selects a built-in kind (defaults: [base_mlp, _self_]) or names "
                 "a callable (_target_: pkg.module.callable)")
         return checked_section("model", values, key)
@@ -528,7 +528,8 @@ def checked_section(section: str, values: Any, key: str) -> Any:
     registry = {"model": MODELS, "data": DATASETS}[section]
     require(isinstance(values, Mapping), key, f"expected a mapping, got {type(values).__name__}")
     name = values.get("name")
-    require(name in registry, f"{key}.name", f"must be one of {', '.join(registry)}; got {name!r}")
+    require(isinstance(name, str) and name in registry, f"{key}.name",
+            f"must be one of {', '.join(registry)}; got {name!r:.80}")
     try:
         obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(registry[name]), dict(values)))
     except (OmegaConfBaseException, ValueError, TypeError) as exc:
