@@ -2,7 +2,7 @@
 
 Pops the command, rewrites ``+backend=``/``++backend=`` to ``backend=`` (the
 group is always in the defaults list, so Hydra would refuse to add it twice),
-and hands the rest of the command line to the command's ``@hydra.main``.
+moves ``--config-dir`` before the overrides (where argparse wants it), and hands the rest of the command line to the command's ``@hydra.main``.
 Hydra's composition errors (bad override, unknown key, wrong type, unknown
 option) are turned into one line on stderr and exit status 2.
 """
@@ -50,6 +50,23 @@ def rewrite_override(arg: str) -> str:
     return arg
 
 
+def hoist_config_dir(args: list[str]) -> list[str]:
+    """``--config-dir DIR`` (``-cd DIR``, ``--config-dir=DIR``) moved before the overrides: Hydra's argparse
+    takes overrides in one run, so ``ckpt_path=x --config-dir conf model=my_net`` would be refused."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("--config-dir", "-cd") and i + 1 < len(args):
+            front += args[i:i + 2]
+            i += 2
+            continue
+        (front if arg.startswith("--config-dir=") else rest).append(arg)
+        i += 1
+    return front + rest
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
@@ -61,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: unknown command {command!r}; choose from {', '.join(commands)} "
               "(python -m mlpframe --help)", file=sys.stderr)
         sys.exit(2)
-    rest = [rewrite_override(a) for a in rest]
+    rest = hoist_config_dir([rewrite_override(a) for a in rest])
     prog = "mlpframe" if argv is not None else os.path.basename(sys.argv[0])
     if prog in ("__main__.py", ""):
         prog = "python -m mlpframe"

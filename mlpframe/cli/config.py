@@ -16,6 +16,13 @@ its defaults, nothing more. The dataclass is the single source of truth:
 Adding a component: a dataclass subclassing its group's base, entered in the
 group's dict below (``MODELS``, ``DATASETS``, ``OPTIMIZERS``, ``SCHEDULERS``), and a
 YAML file ``conf/<group>/<name>.yaml`` whose defaults list is ``[base_<name>, _self_]``.
+
+A user's own model needs no schema: a model config without a defaults list, holding
+``_target_: pkg.module.callable`` and the callable's keyword arguments, is a
+:class:`TargetModelConfig` (:mod:`mlpframe.cli.target` imports and calls it). Hydra
+composes it into the ``model`` node of the command's schema, which is therefore the
+one node left open to keys no schema declares; every built-in model kind is stored
+closed (struct), so ``model.hiden=…`` on an MLP stays a composition error.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 from hydra.core.config_store import ConfigStore
@@ -32,8 +39,10 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from mlpframe.backend import BACKENDS
 from mlpframe.cli.schema import ConfigError, Schema, integer, library_rules, number, one_of, require
+from mlpframe.cli.target import call, check_allowed, check_keys, check_path, locate
 
 MAX_DEPTH = 1000
+TARGET = "target"  # the name of a model config that selects no built-in kind: a user's `_target_` callable
 
 
 def _registry(module: str, name: str) -> Any:
@@ -133,9 +142,13 @@ DATASETS: dict[str, type[DataConfig]] = {
 # --------------------------------------------------------------------- model
 @dataclass
 class ModelConfig(Schema):
-    """Base of the model kinds: a kind builds its network for one example's shape and a class count."""
+    """Base of the model kinds: a kind builds its network for one example's shape and a class count.
 
-    name: str = one_of(MISSING, lambda: tuple(MODELS))
+    A model config that selects no kind stays this base, named ``target``: a user's ``_target_`` model
+    (:func:`model_schema` turns it into a :class:`TargetModelConfig`).
+    """
+
+    name: str = one_of(TARGET, lambda: tuple(MODELS))
 
     def build(self, input_shape: tuple[int, ...], num_classes: int, *, rng: np.random.Generator,
               dtype: str) -> Any:
@@ -202,6 +215,60 @@ class MLPConfig(ModelConfig):
 
 
 MODELS: dict[str, type[ModelConfig]] = {"mlp": MLPConfig}
+
+
+@dataclass
+class TargetModelConfig(ModelConfig):
+    """A model of the user's own: ``_target_`` names a callable (a function or an ``nn.Module`` class)
+    returning an :class:`mlpframe.nn.Module` that outputs logits; ``params`` are the config's other keys,
+    passed as keyword arguments, with ``input_shape``, ``num_classes``, ``dtype`` and ``rng`` when its
+    signature names them (:mod:`mlpframe.cli.target`).
+
+    Not a Hydra node: the user's YAML composes into the open ``model`` node and :func:`model_schema`
+    builds this from it, so its keys are the callable's, whatever they are.
+    """
+
+    name: str = TARGET  # a label only (HParams, checkpoints): the callable is what counts
+    _target_: str = MISSING
+    params: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_keys(cls, values: Mapping[str, Any]) -> TargetModelConfig:
+        params = {k: v for k, v in values.items() if k not in ("name", "_target_")}
+        return cls(name=str(values.get("name", TARGET)), _target_=values["_target_"], params=params)
+
+    def validate(self, key: str) -> None:
+        """Import the target and bind the keys to its signature (no call): a typo fails before any data loads."""
+        check_keys(locate(self._target_, f"{key}._target_"), self._target_, self.params, key)
+
+    def build(self, input_shape: tuple[int, ...], num_classes: int, *, rng: np.random.Generator,
+              dtype: str) -> Any:
+        framework = {"input_shape": tuple(input_shape), "num_classes": num_classes, "dtype": dtype, "rng": rng}
+        return call(locate(self._target_, "model._target_"), self._target_, self.params, framework, "model")
+
+
+def model_schema(values: Any, key: str, allow_targets: Optional[Any] = None, *, check: bool = True) -> ModelConfig:
+    """A model config (a composed node, or the mapping stored in a checkpoint) as its schema object, checked.
+
+    With ``_target_`` it is a :class:`TargetModelConfig`; ``allow_targets`` (a checkpoint's config) then
+    says which targets may be imported (:func:`mlpframe.cli.target.check_allowed`), checked before any
+    import. Otherwise its ``name`` picks the kind in ``MODELS``. ``check=False`` leaves the values' check
+    (which imports a target) to the caller.
+    """
+    if isinstance(values, DictConfig):
+        values = OmegaConf.to_container(values, resolve=True)
+    require(isinstance(values, Mapping), key, f"expected a mapping, got {type(values).__name__}")
+    if "_target_" not in values:
+        require(not (isinstance(values.get("name"), str) and values["name"] == TARGET), f"{key}._target_",
+                "is missing: a model config selects a built-in kind (defaults: [base_mlp, _self_]) or names "
+                "a callable (_target_: pkg.module.callable)")
+        return checked_section("model", values, key)
+    if allow_targets is not None:
+        check_allowed(values["_target_"], allow_targets, f"{key}._target_")
+    obj = TargetModelConfig.from_keys(values)
+    if check:
+        obj.validate(key)
+    return obj
 
 
 # ----------------------------------------------------------------- optimizer
@@ -358,6 +425,10 @@ class EvaluateConfig(Schema):
     backend: BackendConfig = MISSING
     # None: the data set stored in the checkpoint; `data=<name>` evaluates on another one
     data: Optional[DataConfig] = None
+    # the model is always the checkpoint's; `model=<name>` (with --config-dir) names the `_target_` it may import
+    model: Optional[ModelConfig] = None
+    # `_target_`s outside mlpframe that a checkpoint may make evaluate import (see mlpframe.cli.target)
+    allow_targets: List[str] = field(default_factory=list)
     ckpt_path: Optional[str] = None
     batch_size: int = integer(1000, 1)
 
@@ -367,6 +438,10 @@ class EvaluateConfig(Schema):
         self.backend.validate("backend")
         if self.data is not None:
             self.data.validate("data")
+        if isinstance(self.model, TargetModelConfig):  # only names what may be imported: imports nothing
+            check_path(self.model._target_, "model._target_")
+        for i, name in enumerate(self.allow_targets):
+            check_path(name, f"allow_targets[{i}]")
 
 
 @dataclass
@@ -390,15 +465,29 @@ GROUPS: dict[str, dict[str, type]] = {
 }
 
 
+def _open_model(schema: type) -> DictConfig:
+    """The command's schema with its ``model`` node open to keys no schema declares (a user's
+    ``_target_`` model); a built-in kind merged into it brings its own closed (struct) node."""
+    node = OmegaConf.structured(schema)
+    OmegaConf.set_struct(node._get_node("model"), False)  # the node itself: it may be MISSING or None
+    return node
+
+
+def _closed(schema: type) -> DictConfig:
+    node = OmegaConf.structured(schema)
+    OmegaConf.set_struct(node, True)  # explicit: the open `model` node it lands in must not open it
+    return node
+
+
 def register_configs() -> None:
     """Put the schemas in Hydra's ConfigStore as ``<group>/base_<name>`` (idempotent)."""
     cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=TrainConfig)
-    cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="train_schema", node=_open_model(TrainConfig))
+    cs.store(name="evaluate_schema", node=_open_model(EvaluateConfig))
     cs.store(name="gradcheck_schema", node=GradcheckConfig)
     for group, schemas in GROUPS.items():
         for name, node in schemas.items():
-            cs.store(group=group, name=f"base_{name}", node=node)
+            cs.store(group=group, name=f"base_{name}", node=_closed(node) if group == "model" else node)
 
 
 def _safe_dirname(text: str, max_len: int = 120) -> str:
@@ -418,8 +507,10 @@ register_configs()
 def to_schema(cfg: DictConfig, schema: type = TrainConfig) -> Any:
     """The composed config as its schema objects (interpolations resolved), validated."""
     if OmegaConf.get_type(cfg) is not schema:  # a copy that lost its root's type (sections keep theirs)
-        cfg = OmegaConf.merge(OmegaConf.structured(schema), cfg)
+        cfg = OmegaConf.merge(_open_model(schema) if "model" in cfg else OmegaConf.structured(schema), cfg)
     obj = OmegaConf.to_object(cfg)
+    if type(getattr(obj, "model", None)) is ModelConfig:  # selects no kind: a user's `_target_` model
+        obj.model = model_schema(cfg.model, "model", check=False)  # checked with the rest below
     obj.validate("")
     return obj
 

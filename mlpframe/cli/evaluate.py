@@ -2,7 +2,10 @@
 
 The model is rebuilt from the config stored in the checkpoint, its weights are
 loaded, and the test split of the checkpoint's data set (or of ``data=<name>``)
-is evaluated. The last line on stdout is a JSON object with ``test/acc`` and
+is evaluated. A checkpoint whose model is a user's ``_target_`` outside mlpframe
+is refused unless the user names that target too: ``allow_targets=[pkg.mod.fn]``,
+or the model config it was trained with (``--config-dir conf model=my_net``); a
+checkpoint alone never makes mlpframe import a module. The last line on stdout is a JSON object with ``test/acc`` and
 ``test/loss``; nothing is written to disk.
 """
 
@@ -18,7 +21,7 @@ from omegaconf import DictConfig
 from mlpframe.backend import get_backend
 from mlpframe.cli import build
 from mlpframe.cli.common import UserError, config_dir, fail, one_line, user_errors, user_message
-from mlpframe.cli.config import EvaluateConfig, checked_section, to_schema
+from mlpframe.cli.config import EvaluateConfig, TargetModelConfig, checked_section, model_schema, to_schema
 from mlpframe.engine import evaluate as evaluate_model
 from mlpframe.engine import load_checkpoint
 
@@ -29,8 +32,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     stored = ckpt.get("config")
     if not isinstance(stored, dict) or not all(isinstance(stored.get(k), dict) for k in ("model", "data")):
         raise UserError(f"ckpt_path: {ckpt.path} holds no model/data config to rebuild the model from")
-    # the file's config is checked like a command line: same schemas, same rules
-    model_cfg = checked_section("model", stored["model"], key="checkpoint model")
+    # the file's config is checked like a command line: same schemas, same rules; and a checkpoint is data
+    # from anywhere, so the `_target_` it names is imported only if the user named it too
+    allowed = list(c.allow_targets)
+    if isinstance(c.model, TargetModelConfig):
+        allowed.append(c.model._target_)
+    model_cfg = model_schema(stored["model"], "checkpoint model", allow_targets=allowed)
     data_cfg = c.data if c.data is not None else checked_section("data", stored["data"], key="checkpoint data")
     seed, dtype = stored.get("seed", 42), stored.get("dtype", "float32")
     bad_seed = isinstance(seed, bool) or not isinstance(seed, int) or seed < 0

@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
-from mlpframe.__main__ import rewrite_override, usage
+from mlpframe.__main__ import hoist_config_dir, rewrite_override, usage
 from mlpframe.cli.common import config_dir
 from mlpframe.cli.train import train
 
@@ -23,6 +23,16 @@ from .helpers import FAST
 ])
 def test_backend_group_overrides_are_normalised(arg, expected):
     assert rewrite_override(arg) == expected
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["ckpt_path=x", "--config-dir", "conf", "model=m"], ["--config-dir", "conf", "ckpt_path=x", "model=m"]),
+    (["a=1", "-cd", "c", "b=2"], ["-cd", "c", "a=1", "b=2"]),
+    (["a=1", "--config-dir=c", "-m", "b=2"], ["--config-dir=c", "a=1", "-m", "b=2"]),
+    (["-m", "a=1,2"], ["-m", "a=1,2"]),
+])
+def test_config_dir_goes_before_the_overrides(args, expected):
+    assert hoist_config_dir(args) == expected
 
 
 def test_usage_lists_the_commands():
