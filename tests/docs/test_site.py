@@ -41,7 +41,8 @@ def site(tmp_path_factory) -> Path:
 
 
 def test_the_site_builds_strictly_with_every_page(site):
-    for page in ("index", "contract", "guides/quickstart", "guides/own-layer", "guides/sweeps-tensorboard",
+    for page in ("index", "contract", "guides/quickstart", "guides/own-layer", "guides/models-in-configs",
+                 "guides/sweeps-tensorboard",
                  "guides/conv-recurrent", "guides/slurm", "guides/gpu", "api/nn", "api/nn-conv", "api/nn-recurrent",
                  "api/gradcheck", "api/backend", "api/optim"):
         assert (site / f"{page}.html").is_file(), page
