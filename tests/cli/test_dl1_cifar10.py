@@ -20,6 +20,8 @@ from tests.data.helpers import LocalServer, md5_of
 from .helpers import read_json
 
 N_TRAIN, N_TEST, VAL = 1000, 200, 200
+# two trainings in subprocesses (about 15 s idle) start in the first test's fixture
+pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
