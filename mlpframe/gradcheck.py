@@ -197,6 +197,13 @@ def module_cases() -> list[tuple[str, Callable[[np.random.Generator], tuple[nn.M
         ("BatchNorm2d(eval)",
          lambda r: (_randomised(nn.BatchNorm2d(3, **f64), r).eval(), r.normal(size=(2, 3, 3, 2)))),
         ("Dropout(p=0.3) on (N, C, H, W)", lambda r: (nn.Dropout(0.3), r.normal(size=(2, 2, 3, 3)))),
+        # smooth activations: a finite difference never straddles a ReLU kink inside a whole network
+        ("CNN(1-d, batch norm, flatten head)", lambda r: (
+            nn.CNN((1, 12), channels=(3, 4), out_features=3, stride=2, padding=1, norm="batch", activation="tanh",
+                   rng=r, **f64), r.normal(size=(N, 1, 12)))),
+        ("CNN(2-d, average pool, global head)", lambda r: (
+            nn.CNN((2, 6, 5), channels=(3,), out_features=3, pool=2, pool_type="avg", activation="tanh",
+                   head="global_avg", rng=r, **f64), r.normal(size=(2, 2, 6, 5)))),
     ]
     # recurrent layers: (N, T, I) sequences; PyTorch's init, whose small weights keep the gates unsaturated
     cases += [

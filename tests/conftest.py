@@ -12,6 +12,17 @@ import pytest
 
 import mlpframe
 
+# per-test limit of the tests marked slow (pip installs, kill-and-resume loops, launchers, clusters);
+# the others get the `timeout` of pyproject.toml
+SLOW_TIMEOUT_S = 900
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
+
+
 # the folder holding the package the tests import: the source tree, or site-packages when installed
 PACKAGE_PARENT = Path(mlpframe.__file__).resolve().parent.parent
 

@@ -29,7 +29,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 import numpy as np
@@ -140,10 +140,13 @@ class Trainer:
         best = state.get("best_model")
         if best is not None and not (isinstance(best, dict) and all(isinstance(v, np.ndarray) for v in best.values())):
             raise ValueError("checkpoint: best_model: expected a mapping of parameter names to arrays")
-        if not isinstance(state.get("metrics") or {}, dict):
+        if not isinstance(state.get("metrics", {}), (dict, type(None))):
             raise ValueError("checkpoint: metrics: expected a mapping")
         if not isinstance(state["trainer"], dict):
             raise ValueError("checkpoint: trainer: expected a mapping")
+        unknown = set(state["trainer"]) - {f.name for f in fields(TrainState)}
+        if unknown:
+            raise ValueError(f"checkpoint: trainer: unknown fields {sorted(map(str, unknown))}")
         trainer_state = TrainState(**state["trainer"])
         trainer_state.validate()
         if int(state["rng"]["seed"]) != self.seed:

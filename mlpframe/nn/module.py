@@ -233,6 +233,8 @@ class Module:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Copy ``state`` (from :meth:`state_dict`) in; names and shapes must match exactly."""
+        if not isinstance(state, dict):
+            raise ValueError(f"state_dict: expected a mapping of names to arrays, got {type(state).__name__}")
         params = dict(self.named_parameters())
         owners = {name: (m, attr) for name, m, attr in self._buffer_owners()}
         expected = set(params) | set(owners)
@@ -241,6 +243,8 @@ class Module:
             raise ValueError(f"state_dict: missing keys {missing}, unexpected keys {unexpected}")
         for name, value in state.items():
             current = params[name].data if name in params else getattr(*owners[name])
+            if not hasattr(value, "shape"):
+                raise ValueError(f"state_dict: {name} is a {type(value).__name__}, expected an array")
             if tuple(value.shape) != tuple(current.shape):
                 raise ValueError(
                     f"state_dict: {name} has shape {tuple(value.shape)}, "

@@ -77,17 +77,24 @@ class LRScheduler:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the epoch, base rates and hyperparameters, and set the optimizer's lr to match."""
         expected = {"last_epoch", "base_lrs", *self._hparams()}
+        if not isinstance(state_dict, dict):
+            raise ValueError(f"state_dict: expected a mapping, got {type(state_dict).__name__}")
         if set(state_dict) != expected:
             raise ValueError(
                 f"state_dict: {type(self).__name__} expects the keys {sorted(expected)}, got {sorted(state_dict)}"
             )
-        base_lrs = [float(b) for b in state_dict["base_lrs"]]
+        saved_lrs, last_epoch = state_dict["base_lrs"], state_dict["last_epoch"]
+        if not isinstance(saved_lrs, (list, tuple)) or not all(
+                isinstance(b, (int, float)) and not isinstance(b, bool) for b in saved_lrs):
+            raise ValueError(f"state_dict: base_lrs: expected a list of numbers, got {saved_lrs!r:.80}")
+        if isinstance(last_epoch, bool) or not isinstance(last_epoch, int):
+            raise ValueError(f"state_dict: last_epoch: expected an integer, got {last_epoch!r:.80}")
+        base_lrs = [float(b) for b in saved_lrs]
         if len(base_lrs) != len(self.optimizer.param_groups):
             raise ValueError(
                 f"state_dict: has {len(base_lrs)} base lr(s), the optimizer has "
                 f"{len(self.optimizer.param_groups)} param group(s)"
             )
-        last_epoch = int(state_dict["last_epoch"])
         if last_epoch < 0:
             raise ValueError(f"state_dict: last_epoch must be >= 0, got {last_epoch}")
         self._load_hparams(state_dict)

@@ -142,7 +142,12 @@ class Optimizer:
         if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
             keys = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
             raise ValueError(f"state_dict: expected the keys ['param_groups', 'state'], got {keys}")
-        saved_groups = list(state_dict["param_groups"])
+        groups, states = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(groups, (list, tuple)) or not all(isinstance(g, dict) for g in groups):
+            raise ValueError("state_dict: param_groups: expected a list of mappings")
+        if not isinstance(states, dict) or not all(isinstance(s, dict) for s in states.values()):
+            raise ValueError("state_dict: state: expected a mapping of parameter index to a mapping")
+        saved_groups = list(groups)
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
                 f"state_dict: has {len(saved_groups)} param group(s), this optimizer has {len(self.param_groups)}"
@@ -150,7 +155,10 @@ class Optimizer:
         by_index: dict[int, Parameter] = {}
         new_groups = []
         for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
-            ids = list(saved.get("params", ()))
+            ids = saved.get("params", ())
+            if not isinstance(ids, (list, tuple)) or not all(
+                    isinstance(j, int) and not isinstance(j, bool) for j in ids):
+                raise ValueError(f"state_dict: param group {i}: params: expected a list of parameter indices")
             if len(ids) != len(group["params"]):
                 raise ValueError(
                     f"state_dict: param group {i} has {len(ids)} parameter(s), "

@@ -26,21 +26,22 @@ METRIC_KEYS = {"val/acc_best", "test/acc", "test/loss", "epochs", "wall_time_s",
 def default_run(tmp_path_factory, cli_environ):
     """The plain `python -m mlpframe train` (MNIST-1D, MLP, SGD), in a fresh folder."""
     cwd = tmp_path_factory.mktemp("default")
-    t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "mlpframe", "train"], cwd=cwd, env=cli_environ,
                           capture_output=True, text=True, timeout=300)
-    elapsed = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = [p.parent for p in (cwd / "outputs").glob("*/*/metrics.json")]
-    return proc, run_dir, elapsed
+    return proc, run_dir
 
 
-def test_default_run_learns_mnist1d_quickly(default_run):
-    proc, run_dir, elapsed = default_run
+def test_default_run_reaches_the_documented_accuracy(default_run):
+    proc, run_dir = default_run
     m = read_json(run_dir / "metrics.json")
     assert METRIC_KEYS <= set(m) and m["status"] == "completed"
-    assert m["test/acc"] > 0.5, m  # ten classes: chance is 0.1
-    assert elapsed < 60
+    # the README's figure for seed 42: 70.3 % test (best val 72.8 %, epoch 39), the same with OpenBLAS's
+    # Prescott, Haswell and native kernels here; the margin (15 of 1000 test samples) is for other
+    # BLAS libraries' summation order, not for a regression
+    assert m["test/acc"] == pytest.approx(0.703, abs=0.015), m
+    assert m["val/acc_best"] == pytest.approx(0.728, abs=0.015), m
     # the final summary names the numbers, the run dir and the TensorBoard command
     out = proc.stdout
     assert f"tensorboard --logdir {run_dir}" in out
@@ -49,7 +50,7 @@ def test_default_run_learns_mnist1d_quickly(default_run):
 
 
 def test_default_run_writes_the_run_directory(default_run):
-    _, run_dir, _ = default_run
+    _, run_dir = default_run
     for name in ("metrics.json", "train.log", ".hydra/config.yaml", ".hydra/overrides.yaml",
                  "checkpoints/last.npz", "checkpoints/best.npz"):
         assert (run_dir / name).is_file(), name
@@ -64,7 +65,7 @@ def test_default_run_writes_the_run_directory(default_run):
 
 
 def test_default_run_logs_every_tag_to_one_tensorboard_run(default_run):
-    _, run_dir, _ = default_run
+    _, run_dir = default_run
     tb = run_dir / "tensorboard"
     assert len(list(tb.glob("events.out.tfevents.*"))) == 1 and not [p for p in tb.iterdir() if p.is_dir()]
     acc = event_accumulator.EventAccumulator(str(tb), size_guidance={"scalars": 0, "images": 0})

@@ -17,6 +17,10 @@ from mlpframe.data.testing import CIFAR10_CLASSES, cifar10_batch, random_cifar10
 from .helpers import md5_of, planted_pickle
 
 N_TRAIN, N_TEST, VAL = 250, 40, 50
+# the published per-channel statistics of CIFAR-10 (the DL1 homework's constants), written out here
+# rather than read from the implementation, so that a typo there fails these tests
+PUBLISHED_MEAN = (0.491, 0.482, 0.447)
+PUBLISHED_STD = (0.247, 0.243, 0.262)
 
 
 @pytest.fixture
@@ -27,7 +31,7 @@ def source():
 def expected_pixels(x_u8: np.ndarray, normalize: bool = True) -> np.ndarray:
     x = x_u8.reshape(len(x_u8), 3, 1024) / 255.0
     if normalize:
-        x = (x - np.array(cifar10.MEAN)[:, None]) / np.array(cifar10.STD)[:, None]
+        x = (x - np.array(PUBLISHED_MEAN)[:, None]) / np.array(PUBLISHED_STD)[:, None]
     return x.reshape(len(x_u8), 3072)
 
 
@@ -67,11 +71,25 @@ def test_download_verify_extract_load(tmp_path, server, source):
     np.testing.assert_allclose(ds.test[0], expected_pixels(x_test), rtol=1e-5, atol=1e-5)
     # train + val: a seeded split of the five training batches, nothing lost or repeated
     got = np.concatenate([ds.train[0], ds.val[0]]).reshape(-1, 3, 1024)
-    pixels = np.rint((got * np.array(cifar10.STD)[:, None] + np.array(cifar10.MEAN)[:, None]) * 255)
+    pixels = np.rint((got * np.array(PUBLISHED_STD)[:, None] + np.array(PUBLISHED_MEAN)[:, None]) * 255)
     source_row = {x.tobytes(): i for i, x in enumerate(x_train)}
     idx = np.array([source_row[r.astype(np.uint8).tobytes()] for r in pixels.reshape(len(got), 3072)])
     assert sorted(idx.tolist()) == list(range(N_TRAIN))
     np.testing.assert_array_equal(np.concatenate([ds.train[1], ds.val[1]]), y_train[idx])
+
+
+def test_black_and_white_pixels_map_to_the_published_standard_scores(tmp_path, server):
+    """Per channel, pixel 0 -> -mean/std and 255 -> (1 - mean)/std, worked out by hand from the constants."""
+    x = np.zeros((2, 3, 1024), np.uint8)
+    x[1] = 255
+    x[:, :, 1:] = 17  # all but the first pixel of each channel: anything
+    x_test, y_test = x.reshape(2, 3072), np.array([3, 5])
+    url, md5 = serve_archive(server, (np.repeat(x_test, 5, axis=0), np.arange(10), x_test, y_test))
+    ds = load(tmp_path / "root", url=url, md5=md5, val_size=5)
+    first = ds.test[0].reshape(2, 3, 1024)[:, :, 0]  # (image, channel)
+    # -0.491/0.247, -0.482/0.243, -0.447/0.262 and (1-0.491)/0.247, (1-0.482)/0.243, (1-0.447)/0.262
+    np.testing.assert_allclose(first, [[-1.987854, -1.983539, -1.706107], [2.060729, 2.131687, 2.110687]],
+                               rtol=0, atol=2e-6)
 
 
 def test_split_is_seeded_and_sized(tmp_path, server, source):

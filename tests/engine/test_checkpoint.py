@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import stat
 import zipfile
 
 import numpy as np
@@ -238,3 +239,68 @@ def test_a_killed_write_leaves_a_temp_file_that_temp_files_finds(tmp_path, monke
     tmp = ckpt_mod.temp_files(tmp_path)
     assert len(tmp) == 1 and tmp[0].name.startswith(".last.npz.") and load_checkpoint(tmp[0])["epoch"] == 1
     assert not (tmp_path / "last.npz").exists()
+
+
+class DurabilitySpy:
+    """Records the fsync and rename calls of a write, as ``("fsync", what, size)`` / ``("rename", src, dst)``.
+
+    ``what`` is ``"file"`` with the size the file had when it was synced, or ``"dir"`` with the
+    synced folder: a test can then check that the whole file reached the disk before it got its
+    name, and that the name reached the disk (the folder's fsync) after the rename.
+    """
+
+    def __init__(self, monkeypatch) -> None:
+        self.calls: list[tuple] = []
+        self._fsync, self._replace = os.fsync, os.replace
+        monkeypatch.setattr(os, "fsync", self.fsync)
+        monkeypatch.setattr(os, "replace", self.replace)
+
+    def fsync(self, fd: int) -> None:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            self.calls.append(("fsync", "dir", (st.st_dev, st.st_ino)))
+        else:
+            self.calls.append(("fsync", "file", st.st_size, (st.st_dev, st.st_ino)))
+        self._fsync(fd)
+
+    def replace(self, src, dst) -> None:
+        st = os.stat(src)
+        self.calls.append(("rename", os.fspath(src), os.fspath(dst), st.st_size, (st.st_dev, st.st_ino)))
+        self._replace(src, dst)
+
+    def assert_durable_write(self, calls: list[tuple], final) -> None:
+        """``calls`` are exactly: fsync of the complete temp file, its rename to ``final``, fsync of the folder."""
+        kinds = [c[0] if c[0] == "rename" else f"fsync {c[1]}" for c in calls]
+        assert kinds == ["fsync file", "rename", "fsync dir"], f"{final.name}: {kinds}"
+        (_, _, synced_size, synced), (_, src, dst, size, renamed), (_, _, folder) = calls
+        assert dst == os.fspath(final) and src != dst and os.path.dirname(src) == os.path.dirname(dst)
+        assert synced == renamed, "the synced file is not the one renamed"
+        assert synced_size == size, "fsync ran before the whole file was written"
+        st = final.parent.stat()
+        assert folder == (st.st_dev, st.st_ino), "the folder synced is not the checkpoint's"
+
+
+def test_save_checkpoint_syncs_the_file_renames_it_then_syncs_the_folder(tmp_path, monkeypatch):
+    spy = DurabilitySpy(monkeypatch)
+    final = save_checkpoint(tmp_path / "ckpt" / "last.npz", nested_state(np.random.default_rng(0)))
+    spy.assert_durable_write(spy.calls, final)
+    assert spy.calls[1][3] == final.stat().st_size
+
+
+def test_every_checkpoint_a_training_run_writes_is_durable(tmp_path, monkeypatch):
+    """Through the ModelCheckpoint callback of a real fit: each last/best write is fsync, rename, fsync(dir)."""
+    from mlpframe.engine import ModelCheckpoint
+
+    from .test_trainer import make
+    from mlpframe.data import load_dataset
+
+    ds = load_dataset("synthetic", n_samples=300, num_classes=3, noise=0.05, seed=0)
+    trainer, loaders = make(ds, max_epochs=2, callbacks=[ModelCheckpoint(tmp_path / "checkpoints")])
+    spy = DurabilitySpy(monkeypatch)
+    trainer.fit(*loaders, num_classes=3)
+    renames = [i for i, c in enumerate(spy.calls) if c[0] == "rename"]
+    written = [os.path.basename(spy.calls[i][2]) for i in renames]
+    assert written.count("last.npz") == 2 and "best.npz" in written, written
+    for i in renames:
+        spy.assert_durable_write(spy.calls[i - 1:i + 2], tmp_path / "checkpoints" / os.path.basename(spy.calls[i][2]))
+    assert len(spy.calls) == 3 * len(renames), "an fsync or rename outside a checkpoint write"

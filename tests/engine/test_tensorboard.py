@@ -9,7 +9,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from mlpframe import get_backend, nn, optim
 from mlpframe.data import DataLoader, load_dataset
-from mlpframe.engine import TensorBoardLogger, Trainer, confusion_image, flatten_hparams
+from mlpframe.engine import Callback, TensorBoardLogger, Trainer, confusion_image, flatten_hparams
 
 REQUIRED_SCALARS = {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/acc", "test/loss", "lr",
                     "throughput/samples_per_s"}
@@ -115,3 +115,62 @@ def test_resuming_into_the_same_folder_replaces_what_came_after_the_checkpoint(t
 
     steps = [e.step for e in read_scalars(log_dir).Scalars("val/acc")]
     assert steps == sorted(set(steps)) and len(steps) == 3, steps
+
+
+class Recorder(Callback):
+    """What the trainer handed its callbacks: the train metrics of every sync, the lr each epoch ran with."""
+
+    def __init__(self) -> None:
+        self.syncs: list[tuple[int, dict[str, float], int]] = []
+        self.lr_used: list[float] = []
+
+    def on_epoch_start(self, trainer, epoch, num_batches):
+        self.lr_used.append(trainer.optimizer.param_groups[0]["lr"])
+
+    def on_train_sync(self, trainer, metrics, steps):
+        self.syncs.append((trainer.state.global_step, dict(metrics), steps))
+
+
+def test_every_logged_point_is_the_schedule_s_and_the_history_s_value(tmp_path):
+    """lr, train/*, val/* at every step they are logged, value by value, against the schedule and the history."""
+    ds = load_dataset("synthetic", n_samples=400, num_classes=3, seed=0)
+    be = get_backend("numpy")
+    model = nn.MLP(2, [16], 3, rng=np.random.default_rng(0)).to(be)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    # two warm-up epochs from a third of the rate, then halve every two epochs
+    sched = optim.build_scheduler("step", opt, warmup_epochs=2, step_size=2, gamma=0.5)
+    rec = Recorder()
+    trainer = Trainer(model, nn.CrossEntropyLoss(), opt, be, scheduler=sched, max_epochs=6, log_every_n_steps=3,
+                      callbacks=[rec, TensorBoardLogger(tmp_path / "tb")])
+    loaders = (DataLoader(*ds.train, 32, be, shuffle=True, drop_last=True), DataLoader(*ds.val, 100, be),
+               DataLoader(*ds.test, 100, be))
+    result = trainer.fit(*loaders, num_classes=3)
+    history = result.history
+    acc = read_scalars(tmp_path / "tb")
+
+    def curve(tag):
+        return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+    def f32(values):
+        return [float(np.float32(v)) for v in values]
+
+    steps_per_epoch = 280 // 32
+    epoch_steps = [steps_per_epoch * (e + 1) for e in range(6)]
+    schedule = [0.1 / 3, 0.2 / 3, 0.1, 0.1, 0.05, 0.05]
+    assert rec.lr_used == pytest.approx(schedule, rel=1e-12), "the optimizer did not follow the schedule"
+    assert curve("lr") == list(zip(epoch_steps, f32(schedule))), "the logged lr is not the one each epoch used"
+    assert [h["lr"] for h in history] == pytest.approx(schedule, rel=1e-12)
+
+    for tag in ("val/loss", "val/acc", "val/acc_best", "val/loss_best"):
+        assert curve(tag) == list(zip(epoch_steps, f32(h[tag] for h in history))), tag
+    val_acc = [h["val/acc"] for h in history]
+    running_best = np.maximum.accumulate(val_acc)
+    assert list(running_best) != val_acc, "a run whose val/acc never dips cannot tell the best from the last"
+    assert [v for _, v in curve("val/acc_best")] == f32(running_best)
+
+    for tag in ("train/loss", "train/acc"):
+        assert curve(tag) == [(step, float(np.float32(m[tag]))) for step, m, _ in rec.syncs], tag
+    # the sync intervals (3, 3, 2 steps of 32 samples) average to the epoch's figure in the history
+    per_epoch = np.array([m["train/acc"] * k for _, m, k in rec.syncs]).reshape(6, 3).sum(axis=1) / steps_per_epoch
+    assert per_epoch == pytest.approx([h["train/acc"] for h in history], abs=1e-12)
+    assert [k for _, _, k in rec.syncs] == [3, 3, 2] * 6

@@ -196,22 +196,26 @@ def test_gradient_clipping_changes_the_updates(spirals):
 
 
 def test_runs_on_array_api_strict(spirals):
-    trainer, loaders = make(spirals, backend="array_api_strict", max_epochs=1)
-    be = trainer.backend
-    # DataLoader's in-order slicing and a partial last batch are not yet strict-clean: evaluation
-    # does not depend on the order, so gather with take() in batches that divide the splits
-    val, test = (DataLoader(*split, 40, be, shuffle=True) for split in (spirals.val, spirals.test))
-    result = trainer.fit(loaders[0], val, test, num_classes=3)
-    assert result.status == "completed" and math.isfinite(result.metrics["test/loss"])
-    numpy_trainer, numpy_loaders = make(spirals, max_epochs=1)
+    """The same loaders (in-order evaluation, a partial last batch) on array_api_strict: the NumPy run exactly."""
+    trainer, loaders = make(spirals, backend="array_api_strict", max_epochs=2)
+    result = trainer.fit(*loaders, num_classes=3)
+    assert result.status == "completed"
+    numpy_trainer, numpy_loaders = make(spirals, max_epochs=2)
     expected = numpy_trainer.fit(*numpy_loaders, num_classes=3)
-    assert result.metrics["test/acc"] == pytest.approx(expected.metrics["test/acc"], abs=0.02)
+    for key in ("val/acc_best", "test/acc", "test/loss", "global_step"):
+        assert result.metrics[key] == expected.metrics[key], key
+    assert comparable(result.history) == comparable(expected.history)
+    a, b = trainer.model.state_dict(), numpy_trainer.model.state_dict()
+    assert all(np.array_equal(a[k], b[k]) for k in b)
 
 
 def test_epoch_seed_depends_on_seed_and_epoch_only():
     seeds = {metrics_mod.epoch_seed(s, e) for s in range(5) for e in range(5)}
-    assert len(seeds) == 25
-    assert metrics_mod.epoch_seed(3, 4) == metrics_mod.epoch_seed(3, 4)
+    assert len(seeds) == 25 and all(0 <= s < 2**32 for s in seeds)
+    # pinned: a checkpoint written by an earlier version resumes into the same random stream only if
+    # these never change (SeedSequence([seed, epoch]), first 32-bit word)
+    assert [metrics_mod.epoch_seed(3, 4), metrics_mod.epoch_seed(0, 0), metrics_mod.epoch_seed(42, 59)] == [
+        2746448868, 2968811710, 2096234125]
 
 
 def test_bad_arguments_are_refused(spirals):

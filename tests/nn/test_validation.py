@@ -49,3 +49,11 @@ def test_mismatched_targets_are_named():
         nn.CrossEntropyLoss()(logits, np.zeros((3, 5), dtype=np.float32))
     with pytest.raises(ValueError, match="^targets:"):
         nn.MSELoss()(logits, np.zeros((3, 3), dtype=np.float32))
+
+
+def test_boundary_values_that_are_allowed():
+    """The edges of each range that are valid: a slope of 0 (ReLU), no dropout, no smoothing."""
+    x = np.array([[-2.0, 0.0, 3.0]], dtype=np.float32)
+    np.testing.assert_array_equal(nn.LeakyReLU(0.0)(x), [[0.0, 0.0, 3.0]])
+    np.testing.assert_array_equal(nn.Dropout(0.0)(x), x)
+    nn.CrossEntropyLoss(label_smoothing=0.0)

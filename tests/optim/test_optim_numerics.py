@@ -30,11 +30,13 @@ ADAM_GRID = [
     dict(lr=1e-3),
     dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
     dict(lr=0.05, betas=(0.0, 0.5), eps=1e-3),
+    dict(lr=0.01, weight_decay=1.0),  # a decay of exactly 1 is a decay, not "off"
 ]
 ADAMW_GRID = [
     dict(lr=1e-3),
     dict(lr=0.01, betas=(0.5, 0.9), weight_decay=0.1),
     dict(lr=0.05, weight_decay=0.0),
+    dict(lr=0.05, eps=0.5, weight_decay=0.2),  # an eps large enough to change every step
 ]
 CASES = (
     [("SGD", kw) for kw in SGD_GRID]
