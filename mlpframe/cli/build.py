@@ -22,6 +22,8 @@ T = TypeVar("T")
 def as_config_error(group: str, make: Callable[[], T]) -> T:
     try:
         return make()
+    except ConfigError:
+        raise  # already names its key
     except ValueError as exc:
         raise ConfigError(group, str(exc)) from None
 

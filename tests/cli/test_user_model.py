@@ -161,7 +161,7 @@ def test_a_checkpoint_may_name_only_mlpframes_own_layer_classes_unasked(project,
     ("model._target_=not-a-path", ["model._target_", "dotted path"]),
     ("model.widht=3", ["model:", "unexpected keyword argument 'widht'", "it takes: input_shape"]),
     ("+model.num_classes=3", ["model.num_classes", "mlpframe passes num_classes"]),
-    ("model.activation=swish", ["model:", "mynets.models.gain_net: activation: unknown 'swish'"]),
+    ("model.activation=swish", ["error: model: mynets.models.gain_net: activation: unknown 'swish'"]),
     ("model._target_=mynets.models.not_a_model", ["model._target_", "returned a list, not an mlpframe.nn.Module"]),
 ])
 def test_a_bad_target_is_one_line_and_leaves_no_run_folder(project, cli_environ, tmp_path, override, needles):
