@@ -175,6 +175,16 @@ def module_cases() -> list[tuple[str, Callable[[np.random.Generator], tuple[nn.M
         ("MLP(elu, batch norm, dropout)", lambda r: (
             nn.MLP(5, [6, 7], 3, activation="elu", norm="batch", dropout=0.2, rng=r, **f64), r.normal(size=(N, 5)))),
     ]
+    # recurrent layers: (N, T, I) sequences; PyTorch's init, whose small weights keep the gates unsaturated
+    cases += [
+        ("GRU", lambda r: (nn.GRU(2, 3, rng=r, **f64), r.normal(size=(N, 5, 2)))),
+        ("GRU(bidirectional, bias=False)",
+         lambda r: (nn.GRU(2, 3, bias=False, bidirectional=True, rng=r, **f64), r.normal(size=(N, 5, 2)))),
+        ("LSTM", lambda r: (nn.LSTM(2, 3, rng=r, **f64), r.normal(size=(N, 5, 2)))),
+        ("LSTM(bidirectional, bias=False)",
+         lambda r: (nn.LSTM(2, 3, bias=False, bidirectional=True, rng=r, **f64), r.normal(size=(N, 5, 2)))),
+        ("LastStep", lambda r: (nn.LastStep(), r.normal(size=(N, 5, 3)))),
+    ]
     return cases
 
 

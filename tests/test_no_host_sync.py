@@ -49,12 +49,34 @@ def device_only(a: np.ndarray) -> DeviceOnly:
     return a.view(DeviceOnly)
 
 
+class _DeviceNumPy:
+    """NumPy as layer code sees it here: new and joined arrays are DeviceOnly, as a device library's are.
+
+    Without this, a buffer from ``xp.empty`` or a result of ``xp.concat``/``xp.stack``
+    (which drop NumPy subclasses) would be a plain array, and a sync downstream of it
+    (a recurrent layer's outputs, say) would go unnoticed.
+    """
+
+    __name__ = "numpy"
+    MAKES_ARRAYS = {"empty", "zeros", "ones", "full", "empty_like", "zeros_like", "ones_like", "full_like",
+                    "arange", "eye", "linspace", "concat", "stack"}
+
+    def __getattr__(self, name):
+        f = getattr(np, name)
+        if name in self.MAKES_ARRAYS:
+            return lambda *args, **kwargs: device_only(np.asarray(f(*args, **kwargs)))
+        return f
+
+
+DEVICE_NUMPY = _DeviceNumPy()
+
+
 @pytest.fixture
 def traps(monkeypatch):
     """Arm the traps; the namespace lookup treats DeviceOnly as NumPy (its fast path is exact-type)."""
     real_lookup = backend_module._namespace_for_type
     monkeypatch.setattr(backend_module, "_namespace_for_type",
-                        lambda t: np if issubclass(t, DeviceOnly) else real_lookup(t))
+                        lambda t: DEVICE_NUMPY if issubclass(t, DeviceOnly) else real_lookup(t))
     real_to_numpy = Backend.to_numpy
     transfers = []
 
@@ -226,3 +248,68 @@ def test_trainer_with_a_sync_in_the_step_fails(traps, monkeypatch):
                       log_every_n_steps=100)
     with pytest.raises(HostSyncError):
         trainer.fit(loader)
+
+
+class _FlattenSteps(nn.Module):
+    """(N, T, F) -> (N, T*F) for the recurrent step below."""
+
+    def forward(self, x):
+        self.cache["shape"] = tuple(x.shape)
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad_y):
+        return grad_y.reshape(self.cache["shape"])
+
+
+@pytest.mark.parametrize("head", ["flatten", "last_step"])
+@pytest.mark.parametrize("kind", ["GRU", "LSTM"])
+def test_recurrent_training_step_converts_nothing_to_host(traps, kind, head):
+    """GRU/LSTM forward, backward through time (with and without grad_x) and Adam: no host sync."""
+    rng = np.random.default_rng(0)
+    N, T, I, H = 8, 6, 2, 3
+    rnn = getattr(nn, kind)(I, H, bidirectional=True, rng=rng)
+    tail = (_FlattenSteps(), nn.Linear(T * 2 * H, 4, rng=rng)) if head == "flatten" else (
+        nn.LastStep(), nn.Linear(2 * H, 4, rng=rng))
+    model = nn.Sequential(rnn, *tail)
+    for p in model.parameters():
+        p.data = device_only(p.data)
+    crit = nn.CrossEntropyLoss()
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    before = [np.array(p.data) for p in model.parameters()]
+    for i in range(2):
+        x = device_only(rng.standard_normal((N, T, I), dtype=np.float32))
+        y = device_only(rng.integers(0, 4, size=N))
+        h0 = device_only(rng.standard_normal((2, N, H), dtype=np.float32))
+        opt.zero_grad()
+        loss = crit(model[2](model[1](rnn(x, h0=h0))), y)
+        grad_x = model.backward(crit.backward())
+        opt.step()
+        opt.zero_grad()
+        crit(model(x), y)
+        model.backward_params(crit.backward())
+        opt.step()
+    assert isinstance(loss, DeviceOnly) and isinstance(grad_x, DeviceOnly)
+    assert isinstance(rnn.grad_h0, DeviceOnly)
+    assert all(isinstance(p.data, DeviceOnly) for p in model.parameters())
+    assert any(not np.array_equal(b, np.asarray(p.data)) for b, p in zip(before, model.parameters()))
+    assert traps == []
+
+
+def test_a_sync_on_a_recurrent_layers_buffers_is_caught(traps, monkeypatch):
+    """The gate-gradient buffers come from ``xp.empty``: a check on them must still trip the trap."""
+    rng = np.random.default_rng(0)
+    rnn = nn.GRU(2, 3, bidirectional=True, rng=rng)
+    for p in rnn.parameters():
+        p.data = device_only(p.data)
+    real = nn.GRU._backward_loop
+
+    def chatty(self, grad_out):
+        grad_gi, grad_gh = real(self, grad_out)
+        if np.max(grad_gi) > 100:  # an innocent-looking check is a host sync on a GPU
+            pass
+        return grad_gi, grad_gh
+
+    monkeypatch.setattr(nn.GRU, "_backward_loop", chatty)
+    y = rnn(device_only(rng.standard_normal((4, 5, 2), dtype=np.float32)))
+    with pytest.raises(HostSyncError):
+        rnn.backward(y)
