@@ -146,6 +146,11 @@ def _away_from_kinks(shape: tuple[int, ...], rng: np.random.Generator) -> np.nda
     return x + np.sign(x) * 0.1
 
 
+def _distinct(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """A random permutation of 0, 0.1, 0.2, ...: no ties, no two values closer than 0.1."""
+    return rng.permutation(np.arange(int(np.prod(shape))) * 0.1).reshape(shape)
+
+
 def _randomised(module: nn.Module, rng: np.random.Generator) -> nn.Module:
     """Replace ones/zeros parameters and buffers with random values so every term of backward is exercised."""
     for _, p in module.named_parameters():
@@ -174,6 +179,24 @@ def module_cases() -> list[tuple[str, Callable[[np.random.Generator], tuple[nn.M
         ("Dropout(p=0.3)", lambda r: (nn.Dropout(0.3), r.normal(size=(N, 6)))),
         ("MLP(elu, batch norm, dropout)", lambda r: (
             nn.MLP(5, [6, 7], 3, activation="elu", norm="batch", dropout=0.2, rng=r, **f64), r.normal(size=(N, 5)))),
+        ("Conv1d(stride 2, padding 1, dilation 2)", lambda r: (
+            nn.Conv1d(2, 3, 3, stride=2, padding=1, dilation=2, rng=r, **f64), r.normal(size=(2, 2, 9)))),
+        ("Conv1d(bias=False)", lambda r: (nn.Conv1d(2, 3, 2, bias=False, rng=r, **f64), r.normal(size=(2, 2, 5)))),
+        ("Conv2d(rectangular kernel, stride, padding)", lambda r: (
+            nn.Conv2d(2, 3, (2, 3), stride=(2, 1), padding=(1, 0), rng=r, **f64), r.normal(size=(2, 2, 5, 4)))),
+        # distinct values well apart: a difference step never changes which element is a window's maximum
+        ("MaxPool1d(3, stride 2, padding 1)", lambda r: (nn.MaxPool1d(3, 2, 1), _distinct((2, 2, 8), r))),
+        ("MaxPool2d(2)", lambda r: (nn.MaxPool2d(2), _distinct((2, 2, 4, 5), r))),
+        ("AvgPool1d(3, stride 2, padding 1)", lambda r: (nn.AvgPool1d(3, 2, 1), r.normal(size=(2, 2, 8)))),
+        ("AvgPool2d((2, 3), stride 1)", lambda r: (nn.AvgPool2d((2, 3), 1), r.normal(size=(2, 2, 4, 5)))),
+        ("GlobalAvgPool", lambda r: (nn.GlobalAvgPool(), r.normal(size=(2, 3, 4, 3)))),
+        ("Flatten", lambda r: (nn.Flatten(), r.normal(size=(2, 3, 4)))),
+        ("BatchNorm1d(train, (N, C, L))",
+         lambda r: (_randomised(nn.BatchNorm1d(3, **f64), r), r.normal(size=(3, 3, 4)))),
+        ("BatchNorm2d(train)", lambda r: (_randomised(nn.BatchNorm2d(3, **f64), r), r.normal(size=(2, 3, 3, 2)))),
+        ("BatchNorm2d(eval)",
+         lambda r: (_randomised(nn.BatchNorm2d(3, **f64), r).eval(), r.normal(size=(2, 3, 3, 2)))),
+        ("Dropout(p=0.3) on (N, C, H, W)", lambda r: (nn.Dropout(0.3), r.normal(size=(2, 2, 3, 3)))),
     ]
     # recurrent layers: (N, T, I) sequences; PyTorch's init, whose small weights keep the gates unsaturated
     cases += [

@@ -152,6 +152,33 @@ def test_backward_params_step_converts_nothing_to_host(traps):
     assert all(isinstance(p.grad, DeviceOnly) for p in model.parameters())
 
 
+@pytest.mark.parametrize("dims", [1, 2])
+def test_cnn_step_converts_nothing_to_host(traps, dims):
+    """Convolution, pooling, BatchNorm on feature maps and Flatten: forward, backward, step."""
+    conv, bn, maxpool, avgpool = ((nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, nn.AvgPool1d) if dims == 1 else
+                                  (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d))
+    model = nn.Sequential(conv(2, 4, 3, stride=2, padding=1, rng=0), bn(4), nn.ReLU(), maxpool(2, padding=1),
+                          conv(4, 4, 3, padding=1, rng=1), nn.ReLU(), avgpool(2), nn.Flatten(),
+                          nn.Linear(4 * 2 ** dims, 4, rng=2), nn.Dropout(0.1)).to(get_backend("numpy"))
+    for p in model.parameters():
+        p.data = device_only(p.data)
+    rng = np.random.default_rng(0)
+    x = device_only(rng.standard_normal((8, 2, *(12,) * dims), dtype=np.float32))
+    y = device_only(rng.integers(0, 4, size=8))
+    crit = nn.CrossEntropyLoss()
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for backward in (model.backward, model.backward_params):
+        opt.zero_grad()
+        loss = crit(model(x), y)
+        backward(crit.backward())
+        opt.step()
+    gap = nn.GlobalAvgPool()
+    gap.backward(gap(x))
+    assert isinstance(loss, DeviceOnly)
+    assert all(isinstance(p.data, DeviceOnly) and isinstance(p.grad, DeviceOnly) for p in model.parameters())
+    assert traps == []
+
+
 @pytest.mark.parametrize("sync", [
     lambda loss: float(loss),
     lambda loss: loss.item(),

@@ -38,6 +38,7 @@ sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
 
+import gemms as G  # noqa: E402
 import steps as S  # noqa: E402
 from machine_load import LOAD, MAX_OTHER_LOAD, peak_rss_kib  # noqa: E402
 from mlpframe import get_backend  # noqa: E402
@@ -191,6 +192,9 @@ def build(framework: str, shape: S.Shape, x: np.ndarray, y: np.ndarray, backend:
 def bench_shape(shape: S.Shape, args: argparse.Namespace, frameworks: list[str]) -> dict[str, Any]:
     x, y = S.make_data(shape, N_BATCHES)
     runners = {fw: build(fw, shape, x, y, args.backend) for fw in frameworks}
+    # the step's own GEMMs alone, timed in the same alternation: the limit no step can pass on this BLAS
+    gemms = G.step_gemms(S.mlpframe_model(shape), shape.input_shape, shape.batch)
+    runners["gemms"] = S.Runner(*G.gemm_runner(gemms, args.backend), model=None, last_loss=lambda: math.nan)
     if args.steps:
         for r in runners.values():
             for i in range(args.warmup):
@@ -201,11 +205,17 @@ def bench_shape(shape: S.Shape, args: argparse.Namespace, frameworks: list[str])
             LOAD.wait_idle(args.wait_idle)
         steps = calibrate(runners, args.warmup, args.trial_seconds)
     sps, load, dropped = time_trials(runners, steps, args.trials, shape.batch, args.wait_idle, args.settle)
+    gemm_sps = sps.pop("gemms")
     row: dict[str, Any] = {"shape": shape.name, "layers": shape.layers(), "activation": shape.activation,
                            "batch": shape.batch, "steps": steps, "trials": args.trials, "sps": sps,
                            "other_load": load, "dropped_trials": dropped,
                            # same init, data and step count: the losses must agree to float32 rounding
-                           "loss": {fw: r.last_loss() for fw, r in runners.items()}}
+                           "loss": {fw: runners[fw].last_loss() for fw in frameworks}}
+    gflop = sum(g.flops for g in gemms) / 1e9
+    row["gemms"] = {"count": len(gemms), "gflop_per_step": gflop, "sps": gemm_sps,
+                    "gflops": gflop * statistics.median(gemm_sps) / shape.batch,
+                    # the share of each step's time its GEMMs alone take: 100 % is the limit
+                    "share": {fw: statistics.median(v) / statistics.median(gemm_sps) for fw, v in sps.items()}}
     if "torch" in runners:
         pairs = [m / t for m, t in zip(sps["mlpframe"], sps["torch"])]
         row["ratio"] = statistics.median(sps["mlpframe"]) / statistics.median(sps["torch"])
@@ -303,6 +313,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--trial-seconds", type=float, default=0.5)
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--shapes", nargs="+", choices=[s.name for s in S.SHAPES], default=[s.name for s in S.SHAPES])
+    p.add_argument("--batch", type=int, default=None, help="run every shape at this batch size (default: each "
+                                                           "shape's own)")
     p.add_argument("--threads", type=int, default=None, help="BLAS/torch threads (default: NumPy's BLAS count)")
     p.add_argument("--settle", type=float, default=None, metavar="SECONDS",
                    help="pause before each trial so the previous one's spinning BLAS threads sleep (default 0.3)")
@@ -356,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
     threads, how = set_threads(args.threads)
     info = machine(args, threads, how)
-    shapes = [s for s in S.SHAPES if s.name in args.shapes]
+    shapes = [s if args.batch is None else s.at_batch(args.batch) for s in S.SHAPES if s.name in args.shapes]
     if args.backend == "cupy":
         shapes += [s.at_batch(b) for s in shapes for b in GPU_BATCHES if b != s.batch]
     rows = []

@@ -91,12 +91,16 @@ def render(res: dict[str, Any]) -> str:
              f"SGD lr {S.LR} momentum {S.MOMENTUM}), float32; median (min–max) over "
              f"{res['rows'][0]['trials'] if res['rows'] else 0} alternating trials of N steps each (order flipped "
              f"every trial, {res['settle']} s pause before each so that the other framework's spinning threads "
-             "are asleep). The ratio is of the medians; in brackets the min–max of the per-pair ratios.", ""]
+             "are asleep). The ratio is of the medians; in brackets the min–max of the per-pair ratios.", "",
+             f"Measured on: {where(m)}.", ""]
     head = "| shape | layers | batch | N | mlpframe samples/s |"
     rule = "|---|---|---|---|---|"
     if has_torch:
         head += " torch eager samples/s | ratio mlpframe/torch (per-trial min–max) |"
         rule += "---|---|"
+    head += " GEMMs alone: samples/s (GFLOP/s) | step time in GEMMs: mlpframe"
+    head += (" / torch" if has_torch else "") + " |"
+    rule += "---|---|"
     head += " final loss mlpframe / torch | memory | other load |"
     rule += "---|---|---|"
     lines += [head, rule]
@@ -110,6 +114,12 @@ def render(res: dict[str, Any]) -> str:
                                      f"{max(r['ratio_trials']):.2f})"]
             else:
                 cells += ["–", "–"]
+        g = r.get("gemms")
+        if g:
+            cells += [f"{_rate(summary(g['sps']))} ({g['gflops']:.0f})",
+                      " / ".join(f"{100 * v:.0f} %" for v in g["share"].values())]
+        else:
+            cells += ["–", "–"]
         cells.append(" / ".join(f"{v:.4f}" for v in r["loss"].values()))
         cells.append(_memory_cell(r))
         cells.append(_load_cell(r.get("other_load"), r.get("dropped_trials", 0)))
@@ -120,6 +130,12 @@ def render(res: dict[str, Any]) -> str:
         lines += [f"- {r['shape']}: " + " ".join(f"{v:.2f}" for v in r["ratio_trials"])
                   for r in res["rows"] if "ratio_trials" in r]
         lines.append("")
+    lines += ["*GEMMs alone*: the matrix products of one mlpframe step (forward, and the backward without the "
+              "first layer's input gradient) with the layers' operand shapes and layouts, run back to back on "
+              "NumPy's BLAS (experiments/throughput/gemms.py), timed in the same alternating trials. *Step time in "
+              "GEMMs* is that time over the step's: 100 % is the limit of a GEMM-bound step on this BLAS, and the "
+              "figure compares across machines where samples/s do not. torch's step runs its own kernels (MKL, "
+              "oneDNN convolutions), so its share is against the same reference, not its own GEMMs.", ""]
     lines += _memory_notes(res)
     lines += ["*Other load*: CPU cores that other processes kept busy during the trials (median, max), from "
               "/proc/stat; trials that share the CPUs with other jobs measure the sharing, not the frameworks. "
@@ -158,6 +174,24 @@ def render(res: dict[str, Any]) -> str:
         if k in m:
             lines.append(f"- {k}: {m[k]}")
     return "\n".join(lines) + "\n"
+
+
+def where(m: dict[str, Any]) -> str:
+    """The CPU, and the BLAS and kernel of each framework: every figure above is from these."""
+    blas = m.get("blas")
+    if isinstance(blas, list) and blas:
+        b = blas[0]
+        numpy_blas = f"{b.get('internal_api')} {b.get('version')}, kernel {b.get('architecture')}, " \
+                     f"{b.get('num_threads')} threads"
+    else:
+        numpy_blas = str(blas)
+    env = ", ".join(f"{k}={v}" for k, v in (m.get("openblas_env") or {}).items() if v) or "no OPENBLAS_* variables"
+    text = f"{m.get('cpu')} ({m.get('logical_cpus')} logical CPUs); NumPy {m.get('numpy')} on {numpy_blas} ({env})"
+    if m.get("torch"):
+        text += f"; torch {m['torch']} on {m.get('torch_blas')}, {m.get('torch_threads')} threads"
+    if m.get("gpu"):
+        text += f"; GPU {m['gpu']}"
+    return text
 
 
 def _load_cell(load: list[float] | None, dropped: int = 0) -> str:

@@ -62,6 +62,12 @@ def torch_default(shape: tuple[int, int], rng: np.random.Generator, dtype: str =
     return rng.uniform(-bound, bound, size=shape).astype(check_dtype(dtype))
 
 
+def torch_bias(fan_in: int, n: int, rng: np.random.Generator, dtype: str = "float32") -> np.ndarray:
+    """PyTorch's default bias of ``nn.Linear`` and ``nn.Conv*d``: ``b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))``."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return rng.uniform(-bound, bound, size=(n,)).astype(check_dtype(dtype))
+
+
 INITS = {"kaiming": kaiming_normal, "xavier": xavier_uniform, "torch": torch_default}
 
 

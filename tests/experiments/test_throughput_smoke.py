@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "experiments" / "throughput" / "bench.py"
 PACKAGE_PARENT = Path(mlpframe.__file__).resolve().parent.parent
 HAS_TORCH = importlib.util.find_spec("torch") is not None
-SHAPES = ("homework", "wide", "mnist1d")
+SHAPES = ("homework", "wide", "mnist1d", "mnist1d_cnn", "cifar_cnn")
 
 
 def _run(*args: str, hide_torch: bool = False, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -43,17 +43,23 @@ def _run(*args: str, hide_torch: bool = False, timeout: float = 600) -> subproce
 @pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed")
 def test_quick_benchmark_against_torch(tmp_path):
     out, raw = tmp_path / "results.md", tmp_path / "results.json"
-    proc = _run("--quick", "--out", str(out), "--json", str(raw))
+    # a small batch keeps the CNN shapes cheap
+    proc = _run("--quick", "--batch", "8", "--out", str(out), "--json", str(raw))
     assert proc.returncode == 0, proc.stderr
     res = json.loads(raw.read_text())
     assert [r["shape"] for r in res["rows"]] == list(SHAPES)
     for r in res["rows"]:
+        assert r["batch"] == 8
         assert set(r["sps"]) == {"mlpframe", "torch"}
         assert all(len(v) == 3 and min(v) > 0 for v in r["sps"].values())
         assert r["ratio"] > 0 and len(r["ratio_trials"]) == 3
         # same weights, data and number of SGD steps: both frameworks computed the same thing
         assert r["loss"]["mlpframe"] == pytest.approx(r["loss"]["torch"], rel=1e-3, abs=1e-4)
         assert r["step_alloc_mib"] > 0
+        # the step's GEMMs alone, timed alongside: a positive rate and a share for each framework
+        g = r["gemms"]
+        assert g["count"] >= 2 and g["gflop_per_step"] > 0 and g["gflops"] > 0 and min(g["sps"]) > 0
+        assert set(g["share"]) == {"mlpframe", "torch"} and all(v > 0 for v in g["share"].values())
     t = res["trainer"]
     assert t["raw_ms"] > 0 and t["loop_ms"] > 0 and t["fit_ms"] >= t["loop_ms"]
     m = res["machine"]
@@ -67,6 +73,10 @@ def test_quick_benchmark_against_torch(tmp_path):
                     "## Machine", "numpy: ", "torch: ", "threads: 1"):
         assert heading in text
     assert "wrote" in proc.stdout
+    # which CPU and BLAS kernel the figures are from, next to them
+    assert f"Measured on: {m['cpu']}" in text and "kernel " in text and "step time in GEMMs" in text
+    # the trainer's runs draw no progress bar into a redirected report
+    assert "epoch 1/" not in proc.stderr and "\r" not in proc.stderr and "step/s" not in proc.stderr
 
 
 def test_without_torch_reports_mlpframe_alone(tmp_path):

@@ -61,7 +61,9 @@ def test_gradcheck_catches_a_wrong_loss_gradient():
 def test_check_all_covers_every_exported_layer_and_loss():
     covered = " ".join(name for name, _ in MODULE_CASES + LOSS_CASES)
     for cls in (nn.Linear, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Identity,
-                nn.Softmax, nn.BatchNorm1d, nn.LayerNorm, nn.Dropout, nn.MLP, nn.CrossEntropyLoss, nn.MSELoss):
+                nn.Softmax, nn.BatchNorm1d, nn.LayerNorm, nn.Dropout, nn.MLP, nn.CrossEntropyLoss, nn.MSELoss,
+                nn.Conv1d, nn.Conv2d, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.GlobalAvgPool,
+                nn.Flatten, nn.BatchNorm2d):
         assert cls.__name__ in covered, f"{cls.__name__} has no gradient check"
     results = gradcheck.check_all("numpy")
     assert results and all(r.passed for r in results), "\n".join(str(r) for r in results if not r.passed)
