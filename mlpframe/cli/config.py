@@ -267,7 +267,7 @@ class CNNConfig(ModelConfig):
     kernel_size: List[int] = integer([3], 1)
     stride: List[int] = integer([1], 1)
     padding: Optional[List[int]] = integer(None, 0)  # None: kernel_size // 2 (the size kept at stride 1)
-    pool: Optional[List[int]] = integer(None, 1)  # pooling window (and stride) after each block; None: none
+    pool: Optional[List[int]] = integer(None, 0)  # pooling window (and stride) after each block; 0 or None: none
     pool_type: str = one_of("max", ("max", "avg"))
     norm: Optional[str] = one_of(None, (None, "batch"))
     activation: str = one_of("relu", _registry("mlpframe.nn", "ACTIVATIONS"))
@@ -286,8 +286,12 @@ class CNNConfig(ModelConfig):
             require(len(values) in (1, blocks), f"{key}.{name}",
                     f"needs one value (every block) or {blocks} (one per block), got {values!r}")
 
-    def per_block(self, values: Optional[List[int]]) -> Any:
-        return None if values is None else (values[0] if len(values) == 1 else list(values))
+    def per_block(self, values: Optional[List[int]], none: Optional[int] = None) -> Any:
+        """One value for every block (an int) or a list, for :class:`mlpframe.nn.CNN`; ``none`` means None."""
+        if values is None:
+            return None
+        values = [None if v == none else v for v in values]
+        return values[0] if len(values) == 1 else values
 
     def build(self, input_shape: tuple[int, ...], num_classes: int, *, rng: np.random.Generator,
               dtype: str) -> Any:
@@ -298,7 +302,7 @@ class CNNConfig(ModelConfig):
                              f"{tuple(input_shape)}; leave data.flatten unset (or false)")
         return nn.CNN(input_shape, hidden_sizes(vars(self), "channels"), num_classes,
                       kernel_size=self.per_block(self.kernel_size), stride=self.per_block(self.stride),
-                      padding=self.per_block(self.padding), pool=self.per_block(self.pool),
+                      padding=self.per_block(self.padding), pool=self.per_block(self.pool, none=0),
                       pool_type=self.pool_type, norm=self.norm, activation=self.activation, head=self.head,
                       dropout=float(self.dropout), rng=rng, dtype=dtype, init=self.init)
 

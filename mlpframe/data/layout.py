@@ -17,6 +17,7 @@ which removes the spatial order a CNN or a GRU relies on and leaves an MLP uncha
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -36,7 +37,7 @@ def _channels_first(x: np.ndarray) -> np.ndarray:
 def arrange_array(x: np.ndarray, layout: str) -> np.ndarray:
     """``x`` in its natural shape -> the ``layout`` a model reads (a view where possible)."""
     if layout == "flat":
-        return x.reshape(len(x), -1)
+        return x.reshape(len(x), math.prod(x.shape[1:]))  # (not -1: an empty split has no size to infer)
     if layout == "channels":
         return _channels_first(x)
     if layout == "sequence":
@@ -76,7 +77,7 @@ def shuffle_positions(ds: Dataset, seed: int) -> Dataset:
         if x.ndim == 4:  # (N, C, H, W): move pixels, keeping each pixel's channels together
             N, C, H, W = x.shape
             return np.ascontiguousarray(x.reshape(N, C, H * W)[:, :, perm].reshape(N, C, H, W)), y
-        flat = x.reshape(len(x), -1)
+        flat = x.reshape(len(x), math.prod(x.shape[1:]))
         return np.ascontiguousarray(flat[:, perm]).reshape(x.shape), y
 
     return dataclasses.replace(ds, train=one(ds.train), val=one(ds.val), test=one(ds.test))
