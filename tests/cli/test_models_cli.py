@@ -16,7 +16,7 @@ from mlpframe.engine import load_checkpoint
 from .helpers import assert_one_line_error, read_json
 
 QUICK = ["trainer.max_epochs=1", "trainer.progress_bar=false", "logger=none"]
-PRESETS = ("mnist1d_logistic", "mnist1d_mlp", "mnist1d_cnn", "mnist1d_gru", "digits_cnn", "cifar10_cnn")
+PRESETS = ("mnist1d_logistic", "mnist1d_mlp", "mnist1d_cnn", "mnist1d_gru", "digits_mlp", "digits_cnn", "cifar10_cnn")
 
 
 def make(*overrides: str):
