@@ -149,10 +149,10 @@ def plot(table: dict, path: Path) -> None:
         stds = [table[m][shuffled]["std"] for m in MODELS]
         pos = x + (i - 0.5) * w
         ax.bar(pos, means, w, yerr=stds, capsize=3, color=color, label=f"mlpframe, {name}")
-        ax.scatter(pos, [PAPER[m][i] for m in MODELS], marker="_", s=400, color="black", zorder=3,
-                   label="paper" if i == 0 else None)
+        ax.scatter(pos, [PAPER[m][i] for m in MODELS], marker="D", s=28, facecolor="white", edgecolor="black",
+                   zorder=3, label="paper" if i == 0 else None)
         for p, mval in zip(pos, means):
-            ax.text(p, mval + 1.5, f"{mval:.0f}", ha="center", fontsize=8)
+            ax.text(p, mval / 2, f"{mval:.1f}", ha="center", va="center", fontsize=8, color="white")
     ax.set_xticks(x, [LABELS[m] for m in MODELS])
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 105)
