@@ -110,6 +110,14 @@ def resume_checkpoint(c: dict[str, Any], run_dir: Path) -> Checkpoint | None:
     return load_checkpoint(c["ckpt_path"]) if c["ckpt_path"] else None
 
 
+def hparams(c: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """The HParams columns: the model and optimizer keys, and every key set on the command line
+    (a sweep's swept keys among them; ``scheduler=cosine`` brings the scheduler's keys)."""
+    given = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
+    return {k: v for k, v in flatten_hparams(c).items()
+            if k.split(".")[0] in ("model", "optimizer") or k in given or k.rsplit(".", 1)[0] in given}
+
+
 def describe(ckpt: Checkpoint) -> str:
     epoch, step = progress_of(ckpt)
     return f"epoch {epoch}" + (f" + {step} steps of epoch {epoch + 1}" if step else "")
@@ -149,7 +157,7 @@ def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts) -> tuple[TrainRe
     if s.logger.name == "tensorboard":
         callbacks.append(TensorBoardLogger(
             run_dir / "tensorboard", config_text=OmegaConf.to_yaml(cfg, resolve=True),
-            hparams=flatten_hparams(c), histogram_every_n_epochs=tr.histogram_every_n_epochs,
+            hparams=hparams(c, HydraConfig.get().overrides.task), histogram_every_n_epochs=tr.histogram_every_n_epochs,
             class_names=ds.class_names, flush_secs=s.logger.flush_secs))
     if os.environ.get("MLPFRAME_OPTUNA_TRIAL_ID"):  # a trial of hydra/sweeper=mlpframe_optuna: may be pruned
         from mlpframe.sweep.pruning import pruning_callback
@@ -181,8 +189,7 @@ def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts) -> tuple[TrainRe
     return result, checkpointer
 
 
-def summary(result: TrainResult, run_dir: Path) -> str:
-    m = result.metrics
+def summary(result: TrainResult, m: dict[str, Any], run_dir: Path) -> str:
 
     def pct(x: float) -> str:
         return f"{100 * x:.2f}%" if isinstance(x, float) and math.isfinite(x) else "n/a"
@@ -233,13 +240,12 @@ def train(cfg: DictConfig) -> float:
     metrics["message"] = result.message
     metrics["wall_time_s"] = time.time() - started  # the whole run: data, training, test
     metrics["checkpoint_failures"] = checkpointer.failures
-    result.metrics["wall_time_s"] = metrics["wall_time_s"]
     write_json_atomic(run_dir / "metrics.json", metrics)
     if result.status == "diverged":
         log.warning("the run diverged: %s", result.message)
     if checkpointer.failures:
         log.warning("%d checkpoint write(s) failed; see the warnings above", checkpointer.failures)
-    log.info(summary(result, run_dir))
+    log.info(summary(result, metrics, run_dir))
     if result.status == "interrupted":
         print(f"{result.message}: {resume_hint(run_dir, hc)}", file=sys.stderr, flush=True)
         sys.exit(interrupts.exit_status)
