@@ -13,17 +13,22 @@ scikit-learn: ``fit`` plus ``score``) go to ``results.md`` next to this file.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import subprocess
-import sys
-import tempfile
-import time
-import warnings
-from pathlib import Path
 
-import numpy as np
+# one BLAS/OpenMP thread for every contender (set before NumPy starts its thread pools)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,8 +63,6 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
     rows: dict[str, list[tuple[float, float]]] = {"mlpframe MLP (`experiment=digits_mlp`)": [],
                                                     "mlpframe CNN (`experiment=digits_cnn`)": [],
