@@ -28,8 +28,9 @@ def as_config_error(group: str, make: Callable[[], T]) -> T:
         raise ConfigError(group, str(exc)) from None
 
 
-def load_data(data: DataConfig, *, seed: int, progress: bool = True) -> Any:
-    return data.load(seed=seed, progress=progress)
+def load_data(data: DataConfig, *, seed: int, progress: bool = True, model: ModelConfig | None = None) -> Any:
+    """The data, arranged in the layout ``model`` reads (flat rows when no model is given)."""
+    return data.load(seed=seed, progress=progress, layout=model.layout if model is not None else "flat")
 
 
 def build_model(model: ModelConfig, input_shape: tuple[int, ...], num_classes: int, *, seed: int,

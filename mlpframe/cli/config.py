@@ -31,7 +31,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, ClassVar, Dict, List, Optional
 
 import numpy as np
 from hydra.core.config_store import ConfigStore
@@ -73,7 +73,12 @@ class DataConfig(Schema):
     val_size: Optional[int] = integer(5000, 0)  # samples held out of the training set for validation
     batch_size: int = integer(128, 1)
     normalize: bool = True  # false: pixels in [0, 1]
-    flatten: bool = True  # false: images as (N, C, H, W)
+    # None: the layout the model reads (MLP and logistic rows (N, D); CNN (N, C, L) or (N, C, H, W); GRU/LSTM
+    # (N, T, F)); true: rows (N, D) whatever the model; false: keep the shape (an MLP then flattens itself)
+    flatten: Optional[bool] = None
+    # one fixed permutation of the positions (signal samples, image pixels), the same for every split and model
+    shuffle_positions: bool = False
+    positions_seed: int = integer(0, 0)  # draws that permutation (fixed: independent of the run's seed)
 
     def check(self, key: str) -> None:
         for name in ("md5", "sha256"):
@@ -82,11 +87,21 @@ class DataConfig(Schema):
                 isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values()))
             require(ok, f"{key}.{name}", f"must be a hex string or a mapping file name -> hex string, got {value!r}")
 
-    def load(self, *, seed: int, progress: bool = True) -> Any:
-        """The data set's float32 train/val/test splits (downloaded, verified and cached as needed)."""
+    def layout(self, model_layout: str) -> str:
+        """The array layout the run uses: the model's, unless ``flatten`` says otherwise."""
+        if self.flatten is None:
+            return model_layout
+        if self.flatten:
+            return "flat"
+        return "channels" if model_layout == "flat" else model_layout
+
+    def load(self, *, seed: int, progress: bool = True, layout: str = "flat") -> Any:
+        """The data set's float32 train/val/test splits (downloaded, verified and cached as needed),
+        positions shuffled when asked, in the layout ``layout`` (the model's) resolved by :meth:`layout`."""
         from mlpframe.data import load_dataset
 
-        return load_dataset(self.name, seed=seed, progress=progress, **self.kwargs("batch_size"))
+        return load_dataset(self.name, seed=seed, progress=progress, layout=self.layout(layout),
+                            **self.kwargs("batch_size", "flatten"))
 
 
 @dataclass
@@ -133,9 +148,20 @@ class FashionMNISTData(DataConfig):
     name: str = "fashion_mnist"
 
 
+@dataclass
+class DigitsData(DataConfig):
+    """scikit-learn's bundled 8x8 digits (no download; ``pip install "mlpframe[digits]"``): 1797 images, 1x8x8;
+    a fixed 360-image test split, ``val_size`` of the rest (None: 10 %) split with the run's seed."""
+
+    name: str = "digits"
+    download: bool = False
+    val_size: Optional[int] = None
+    batch_size: int = 64
+
+
 DATASETS: dict[str, type[DataConfig]] = {
     "mnist1d": MNIST1DData, "synthetic": SyntheticData, "cifar10": CIFAR10Data, "mnist": MNISTData,
-    "fashion_mnist": FashionMNISTData,
+    "fashion_mnist": FashionMNISTData, "digits": DigitsData,
 }
 
 
@@ -149,6 +175,9 @@ class ModelConfig(Schema):
     """
 
     name: str = one_of(TARGET, lambda: tuple(MODELS))
+    # how the model reads one example: "flat" (D,), "channels" (C, L) or (C, H, W), "sequence" (T, F);
+    # the data are arranged so (mlpframe.data.layout) unless data.flatten says otherwise
+    layout: ClassVar[str] = "flat"
 
     def build(self, input_shape: tuple[int, ...], num_classes: int, *, rng: np.random.Generator,
               dtype: str) -> Any:
@@ -160,9 +189,10 @@ class ModelConfig(Schema):
         return nn.CrossEntropyLoss()
 
 
-def hidden_sizes(model: Mapping[str, Any]) -> list[int]:
-    """The hidden widths the model config asks for: ``[width] * depth`` when either is set, else ``hidden``."""
-    hidden = list(model.get("hidden") or [])
+def hidden_sizes(model: Mapping[str, Any], key: str = "hidden") -> list[int]:
+    """The hidden widths the model config asks for: ``[width] * depth`` when either is set, else ``hidden``
+    (``channels`` for a CNN: ``key``)."""
+    hidden = list(model.get(key) or [])
     width, depth = model.get("width"), model.get("depth")
     if width is None and depth is None:
         return hidden
@@ -203,6 +233,9 @@ class MLPConfig(ModelConfig):
               dtype: str) -> Any:
         from mlpframe import nn
 
+        if len(input_shape) > 1:  # data.flatten=false: the MLP flattens each example itself
+            return nn.Sequential(nn.Flatten(), MLPConfig.build(self, (math.prod(input_shape),), num_classes,
+                                                               rng=rng, dtype=dtype))
         mlp = nn.MLP(math.prod(input_shape), hidden=hidden_sizes(vars(self)), out_features=num_classes,
                      activation=self.activation, norm=self.norm, dropout=float(self.dropout), rng=rng, dtype=dtype,
                      init=self.init)
@@ -214,7 +247,128 @@ class MLPConfig(ModelConfig):
         return nn.CrossEntropyLoss(from_logits=self.output != "softmax", label_smoothing=float(self.label_smoothing))
 
 
-MODELS: dict[str, type[ModelConfig]] = {"mlp": MLPConfig}
+@dataclass
+class LogisticConfig(ModelConfig):
+    """Multinomial logistic regression: one ``Linear`` layer on the flattened example, trained on logits."""
+
+    name: str = "logistic"
+    init: str = one_of("torch", _registry("mlpframe.nn.init", "INITS"))
+
+    def build(self, input_shape: tuple[int, ...], num_classes: int, *, rng: np.random.Generator,
+              dtype: str) -> Any:
+        from mlpframe import nn
+
+        linear = nn.Linear(math.prod(input_shape), num_classes, rng=rng, dtype=dtype, init=self.init,
+                           nonlinearity="linear")
+        return linear if len(input_shape) == 1 else nn.Sequential(nn.Flatten(), linear)
+
+
+@dataclass
+class CNNConfig(ModelConfig):
+    """``[Conv -> norm? -> activation -> pool?] * len(channels) -> flatten or global average -> Dropout? -> Linear``.
+
+    1-D or 2-D from the data: (C, L) signals (MNIST-1D as one channel of 40) or (C, H, W) images.
+    ``kernel_size``, ``stride``, ``padding`` and ``pool`` are lists: one value for every block, or one per
+    block. ``width``/``depth``, when set, replace ``channels`` (scalars an Optuna sweep can choose).
+    """
+
+    layout: ClassVar[str] = "channels"
+    name: str = "cnn"
+    channels: List[int] = integer([32, 64], 1)
+    width: Optional[int] = integer(None, 1)  # every block this many channels (default: channels[0])
+    depth: Optional[int] = integer(None, 1)  # this many blocks (default: len(channels))
+    kernel_size: List[int] = integer([3], 1)
+    stride: List[int] = integer([1], 1)
+    padding: Optional[List[int]] = integer(None, 0)  # None: kernel_size // 2 (the size kept at stride 1)
+    pool: Optional[List[int]] = integer(None, 0)  # pooling window (and stride) after each block; 0 or None: none
+    pool_type: str = one_of("max", ("max", "avg"))
+    norm: Optional[str] = one_of(None, (None, "batch"))
+    activation: str = one_of("relu", _registry("mlpframe.nn", "ACTIVATIONS"))
+    head: str = one_of("flatten", _registry("mlpframe.nn.cnn", "HEADS"))  # global_avg: mean of each channel
+    dropout: float = number(0.0, 0.0, 1.0)
+    init: str = one_of("kaiming", _registry("mlpframe.nn.init", "INITS"))
+
+    def check(self, key: str) -> None:
+        require((self.depth or 0) <= MAX_DEPTH and len(self.channels) <= MAX_DEPTH, f"{key}.depth",
+                f"at most {MAX_DEPTH} blocks (a larger number is taken for a typo)")
+        blocks = len(hidden_sizes(vars(self), "channels"))
+        require(blocks > 0 and None not in hidden_sizes(vars(self), "channels"), f"{key}.channels",
+                "needs at least one block (e.g. model.channels=[32,64], or model.width and model.depth)")
+        for name in ("kernel_size", "stride", "padding", "pool"):
+            values = list(getattr(self, name) or [0])
+            require(len(values) in (1, blocks), f"{key}.{name}",
+                    f"needs one value (every block) or {blocks} (one per block), got {values!r}")
+
+    def per_block(self, values: Optional[List[int]], none: Optional[int] = None) -> Any:
+        """One value for every block (an int) or a list, for :class:`mlpframe.nn.CNN`; ``none`` means None."""
+        if values is None:
+            return None
+        values = [None if v == none else v for v in values]
+        return values[0] if len(values) == 1 else values
+
+    def build(self, input_shape: tuple[int, ...], num_classes: int, *, rng: np.random.Generator,
+              dtype: str) -> Any:
+        from mlpframe import nn
+
+        if len(input_shape) not in (2, 3):
+            raise ValueError(f"a CNN reads (C, L) signals or (C, H, W) images, but one example has shape "
+                             f"{tuple(input_shape)}; leave data.flatten unset (or false)")
+        return nn.CNN(input_shape, hidden_sizes(vars(self), "channels"), num_classes,
+                      kernel_size=self.per_block(self.kernel_size), stride=self.per_block(self.stride),
+                      padding=self.per_block(self.padding), pool=self.per_block(self.pool, none=0),
+                      pool_type=self.pool_type, norm=self.norm, activation=self.activation, head=self.head,
+                      dropout=float(self.dropout), rng=rng, dtype=dtype, init=self.init)
+
+
+@dataclass
+class RecurrentConfig(ModelConfig):
+    """``GRU or LSTM (batch first) -> last step, or every step flattened -> Linear``, on (T, F) sequences
+    (MNIST-1D as 40 steps of one feature; images as rows of pixels).
+
+    ``head=flatten`` is the MNIST-1D paper's GRU: all ``T`` outputs (``T * D * hidden_size`` features) feed
+    the classifier; ``head=last`` reads the output of the last step only.
+    """
+
+    layout: ClassVar[str] = "sequence"
+    name: str = one_of(MISSING, ("gru", "lstm"))
+    hidden_size: int = integer(64, 1)
+    bidirectional: bool = False
+    head: str = one_of("last", ("last", "flatten"))
+
+    def build(self, input_shape: tuple[int, ...], num_classes: int, *, rng: np.random.Generator,
+              dtype: str) -> Any:
+        from mlpframe import nn
+
+        if len(input_shape) != 2:
+            raise ValueError(f"a recurrent model reads (T, F) sequences, but one example has shape "
+                             f"{tuple(input_shape)}; leave data.flatten unset")
+        T, F = input_shape
+        cell = {"gru": nn.GRU, "lstm": nn.LSTM}[self.name]
+        rnn = cell(F, self.hidden_size, bidirectional=bool(self.bidirectional), rng=rng, dtype=dtype)
+        features = (2 if self.bidirectional else 1) * self.hidden_size
+        head = nn.Flatten() if self.head == "flatten" else nn.LastStep()
+        width = features * (T if self.head == "flatten" else 1)
+        return nn.Sequential(rnn, head, nn.Linear(width, num_classes, rng=rng, dtype=dtype, init="torch",
+                                                  nonlinearity="linear"))
+
+
+@dataclass
+class GRUConfig(RecurrentConfig):
+    """A GRU (PyTorch's equations, gates r, z, n)."""
+
+    name: str = "gru"
+
+
+@dataclass
+class LSTMConfig(RecurrentConfig):
+    """An LSTM (PyTorch's equations, gates i, f, g, o)."""
+
+    name: str = "lstm"
+
+
+MODELS: dict[str, type[ModelConfig]] = {
+    "mlp": MLPConfig, "logistic": LogisticConfig, "cnn": CNNConfig, "gru": GRUConfig, "lstm": LSTMConfig,
+}
 
 
 @dataclass

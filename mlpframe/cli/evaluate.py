@@ -45,7 +45,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise UserError(f"ckpt_path: {ckpt.path} has a malformed config (seed {seed!r:.40}, dtype {dtype!r:.40})")
 
     be = get_backend(c.backend.name, c.backend.device)
-    ds = build.load_data(data_cfg, seed=seed, progress=False)
+    ds = build.load_data(data_cfg, seed=seed, progress=False, model=model_cfg)
     model = build.build_model(model_cfg, tuple(ds.test[0].shape[1:]), ds.num_classes, seed=seed, dtype=dtype).to(be)
     try:
         model.load_state_dict(ckpt["model"])

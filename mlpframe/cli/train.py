@@ -146,7 +146,7 @@ def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts) -> tuple[TrainRe
     be.seed(s.seed)
     tr = s.trainer
     progress = tr.progress_bar if tr.progress_bar is not None else sys.stderr.isatty()
-    ds = build.load_data(s.data, seed=s.seed, progress=progress)
+    ds = build.load_data(s.data, seed=s.seed, progress=progress, model=s.model)
     batch_size = s.data.batch_size
     train_loader = build.make_loader(ds.train, batch_size, be, train=True, seed=s.seed)
     if len(train_loader) == 0:

@@ -31,17 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpframe.data.dataset import (
-    Dataset,
-    apply_affine,
-    cache_key,
-    check_val_size,
-    label_array,
-    load_splits,
-    resolve_root,
-    save_splits,
-    split_indices,
-)
+from mlpframe.data.dataset import apply_affine, check_val_size, label_array, split_indices
 from mlpframe.atomic import atomic_open
 from mlpframe.data.download import (
     Checksums,
@@ -54,6 +44,7 @@ from mlpframe.data.download import (
 )
 from mlpframe.data.errors import DataError
 from mlpframe.data.safe_pickle import restricted_loads
+from mlpframe.data.source import DataSource
 from mlpframe.data.testing import CIFAR10_CLASSES
 
 log = logging.getLogger(__name__)
@@ -85,40 +76,41 @@ IMAGE_SHAPE = (3, 32, 32)
 CACHE_VERSION = 1
 
 
-def load_cifar10(
-    root: str | os.PathLike | None = None,
-    *,
-    download: bool = True,
-    url: str | None = None,
-    md5: str | None = None,
-    sha256: str | None = None,
-    val_size: int | None = None,
-    seed: int = 42,
-    flatten: bool = True,
-    normalize: bool = True,
-    progress: bool = True,
-) -> Dataset:
+class CIFAR10Source(DataSource):
     """CIFAR-10 as float32 splits (see the module docstring for files, safety and caching).
 
     ``md5``/``sha256`` are the archive's expected checksums (default: the official
-    md5); ``url`` where to download it from. Raises :class:`DataError`.
+    md5); ``url`` where to download it from.
     """
-    root = resolve_root(NAME, root)
-    val_size = DEFAULT_VAL_SIZE if val_size is None else val_size
-    expected = Checksums(md5 if md5 or sha256 else ARCHIVE_MD5, sha256)
-    key = cache_key(dataset=NAME, archive=expected.as_dict(), val_size=val_size, seed=seed,
-                    normalize=bool(normalize), version=CACHE_VERSION)
-    cache = root / f"cifar10-preprocessed-{key}.npz"
-    splits = load_splits(cache)
-    if splits is None:
-        folder, files = _verified_folder(root, expected, download=download, url=url or URL, progress=progress)
-        log.info("preprocessing CIFAR-10 from %s (once; cached as %s)", folder, cache.name)
-        splits = _preprocess(folder, files, val_size=val_size, seed=seed, normalize=normalize)
-        save_splits(cache, splits)
-    if not flatten:
-        splits = {s: (x.reshape(len(x), *IMAGE_SHAPE), y) for s, (x, y) in splits.items()}
-    return Dataset(NAME, splits["train"], splits["val"], splits["test"], num_classes=10,
-                   class_names=list(CIFAR10_CLASSES))
+
+    name = NAME
+    shape = IMAGE_SHAPE
+    default_val_size = DEFAULT_VAL_SIZE
+    cache_version = CACHE_VERSION
+
+    def class_names(self, **_: object) -> list[str]:
+        return list(CIFAR10_CLASSES)
+
+    @staticmethod
+    def expected(md5: str | None, sha256: str | None) -> Checksums:
+        return Checksums(md5 if md5 or sha256 else ARCHIVE_MD5, sha256)
+
+    def cache_settings(self, *, md5: str | None, sha256: str | None) -> dict:
+        return {"archive": self.expected(md5, sha256).as_dict()}
+
+    def fetch(self, root: Path, *, download: bool, url: str | None, md5: str | None, sha256: str | None,
+              progress: bool) -> tuple[Path, dict[str, str]]:
+        return _verified_folder(root, self.expected(md5, sha256), download=download, url=url or URL,
+                                progress=progress)
+
+    def preprocess(self, raw: tuple[Path, dict[str, str]], *, val_size: int, seed: int, normalize: bool
+                   ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        folder, files = raw
+        log.info("preprocessing CIFAR-10 from %s (once; cached next to it)", folder)
+        return _preprocess(folder, files, val_size=val_size, seed=seed, normalize=normalize)
+
+
+SOURCES = {NAME: CIFAR10Source()}
 
 
 # ----------------------------------------------------------- verified files

@@ -33,8 +33,8 @@ class Dataset:
 
     Attributes:
         name: the data set's name (one of ``DATASETS``).
-        train, val, test: ``(X, y)`` with ``X`` float32 of shape ``(N, D)`` (or
-            ``(N, C, H, W)`` for images loaded with ``flatten=False``) and ``y``
+        train, val, test: ``(X, y)`` with ``X`` float32 of shape ``(N, D)`` (or the
+            natural shape with ``flatten=False``, or the ``layout`` asked for) and ``y``
             int64 of shape ``(N,)`` holding class indices.
         num_classes: the number of classes ``C``.
         class_names: ``C`` readable class names.

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import os
 import struct
 import zlib
 from collections.abc import Mapping
@@ -30,19 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpframe.data.dataset import (
-    Dataset,
-    apply_affine,
-    cache_key,
-    check_val_size,
-    label_array,
-    load_splits,
-    resolve_root,
-    save_splits,
-    split_indices,
-)
+from mlpframe.data.dataset import apply_affine, check_val_size, label_array, split_indices
 from mlpframe.data.download import Checksums, download_url, verify_file
 from mlpframe.data.errors import DataError
+from mlpframe.data.source import DataSource
 
 log = logging.getLogger(__name__)
 
@@ -115,53 +105,50 @@ def _per_file(spec: IdxSpec, kind: str, value: Mapping[str, str] | str | None) -
     return out
 
 
-def load_idx_dataset(
-    name: str,
-    root: str | os.PathLike | None = None,
-    *,
-    download: bool = True,
-    url: str | None = None,
-    md5: Mapping[str, str] | None = None,
-    sha256: Mapping[str, str] | None = None,
-    val_size: int | None = None,
-    seed: int = 42,
-    flatten: bool = True,
-    normalize: bool = True,
-    progress: bool = True,
-) -> Dataset:
+class IdxSource(DataSource):
     """``"mnist"`` or ``"fashion_mnist"`` as float32 splits (see the module docstring).
 
     ``url`` is the base URL the four files are downloaded from; ``md5``/``sha256``
     map file names to expected checksums (default: the published MD5s).
     """
-    spec = SPECS[name]
-    root = resolve_root(name, root)
-    val_size = DEFAULT_VAL_SIZE if val_size is None else val_size
-    md5s, shas = _per_file(spec, "md5", md5), _per_file(spec, "sha256", sha256)
-    expected = {}
-    for filename in ROLES.values():
-        given_md5, given_sha = md5s[filename], shas[filename]
-        # a checksum given for a file replaces the published one for that file
-        default_md5 = spec.md5[filename] if not (given_md5 or given_sha) else None
-        expected[filename] = Checksums(given_md5 or default_md5, given_sha)
-    key = cache_key(dataset=name, files={f: c.as_dict() for f, c in expected.items()}, val_size=val_size,
-                    seed=seed, normalize=bool(normalize), version=CACHE_VERSION)
-    cache = root / f"{name}-preprocessed-{key}.npz"
-    splits = load_splits(cache)
-    if splits is None:
-        base = url or spec.url
-        paths = {
-            role: _fetch(spec, root, filename, expected[filename], download=download,
-                         url=base.rstrip("/") + "/" + filename, progress=progress)
-            for role, filename in ROLES.items()
-        }
-        log.info("preprocessing %s from %s (once; cached as %s)", name, root, cache.name)
-        splits = _preprocess(spec, paths, val_size=val_size, seed=seed, normalize=normalize)
-        save_splits(cache, splits)
-    if not flatten:
-        splits = {s: (x.reshape(len(x), 1, 28, 28), y) for s, (x, y) in splits.items()}
-    return Dataset(name, splits["train"], splits["val"], splits["test"], num_classes=10,
-                   class_names=list(spec.class_names))
+
+    shape = (1, 28, 28)
+    default_val_size = DEFAULT_VAL_SIZE
+    cache_version = CACHE_VERSION
+
+    def __init__(self, spec: IdxSpec) -> None:
+        self.spec, self.name = spec, spec.name
+
+    def class_names(self, **_: object) -> list[str]:
+        return list(self.spec.class_names)
+
+    def expected(self, md5: Mapping[str, str] | None, sha256: Mapping[str, str] | None) -> dict[str, Checksums]:
+        md5s, shas = _per_file(self.spec, "md5", md5), _per_file(self.spec, "sha256", sha256)
+        expected = {}
+        for filename in ROLES.values():
+            given_md5, given_sha = md5s[filename], shas[filename]
+            # a checksum given for a file replaces the published one for that file
+            default_md5 = self.spec.md5[filename] if not (given_md5 or given_sha) else None
+            expected[filename] = Checksums(given_md5 or default_md5, given_sha)
+        return expected
+
+    def cache_settings(self, *, md5: Mapping[str, str] | None, sha256: Mapping[str, str] | None) -> dict:
+        return {"files": {f: c.as_dict() for f, c in self.expected(md5, sha256).items()}}
+
+    def fetch(self, root: Path, *, download: bool, url: str | None, md5: Mapping[str, str] | None,
+              sha256: Mapping[str, str] | None, progress: bool) -> dict[str, Path]:
+        expected, base = self.expected(md5, sha256), url or self.spec.url
+        return {role: _fetch(self.spec, root, filename, expected[filename], download=download,
+                             url=base.rstrip("/") + "/" + filename, progress=progress)
+                for role, filename in ROLES.items()}
+
+    def preprocess(self, raw: dict[str, Path], *, val_size: int, seed: int, normalize: bool
+                   ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        log.info("preprocessing %s (once; cached next to its files)", self.name)
+        return _preprocess(self.spec, raw, val_size=val_size, seed=seed, normalize=normalize)
+
+
+SOURCES = {name: IdxSource(spec) for name, spec in SPECS.items()}
 
 
 def _fetch(spec: IdxSpec, root: Path, filename: str, expected: Checksums, *, download: bool, url: str,

@@ -15,25 +15,16 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-import os
 import random
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from mlpframe.data.dataset import (
-    Dataset,
-    apply_affine,
-    cache_key,
-    check_val_size,
-    label_array,
-    resolve_root,
-    split_indices,
-    standardizer,
-)
+from mlpframe.data.dataset import apply_affine, cache_key, check_val_size, label_array, split_indices, standardizer
 from mlpframe.atomic import atomic_open
 from mlpframe.data.errors import DataError
+from mlpframe.data.source import DataSource
 
 log = logging.getLogger(__name__)
 
@@ -86,44 +77,44 @@ def _load_raw(path: Path) -> dict[str, np.ndarray] | None:
     return raw
 
 
-def load_mnist1d(
-    root: str | os.PathLike | None = None,
-    *,
-    val_size: int | None = None,
-    seed: int = 42,
-    normalize: bool = True,
-) -> Dataset:
+class MNIST1DSource(DataSource):
     """MNIST-1D as float32 splits: ``(N, 40)`` signals, 10 classes (see the module docstring)."""
-    root = resolve_root(NAME, root)
-    path = _raw_cache_path(root)
-    raw = _load_raw(path)
-    if raw is None:
-        log.info("generating MNIST-1D (once; cached as %s)", path)
-        raw = generate_mnist1d()
-        try:
-            with atomic_open(path) as f:
-                np.savez(f, **raw)
-        except OSError as exc:
-            log.warning("could not cache MNIST-1D in %s (%s); it is generated again next time", path, exc)
 
-    x_all, y_all = raw["x"], raw["y"]
-    val_size = check_val_size(NAME, DEFAULT_VAL_SIZE if val_size is None else val_size, len(y_all))
-    train_idx, val_idx = split_indices(len(y_all), val_size, seed)
-    if normalize:
-        # x_float = (x - mean) / std with the training split's statistics only
-        mean, std = standardizer(x_all[train_idx])
-        scale, shift = 1.0 / std, -mean / std
-    else:
-        scale, shift = np.ones(x_all.shape[1]), np.zeros(x_all.shape[1])
+    name = NAME
+    shape = (40,)
+    default_val_size = DEFAULT_VAL_SIZE
+    cached = False  # the generated arrays are cached; preprocessing them takes milliseconds
 
-    def split(x: np.ndarray, y: np.ndarray, idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        return apply_affine(x, scale, shift, index=idx), label_array(y if idx is None else y[idx])
+    def fetch(self, root: Path, **_: object) -> dict[str, np.ndarray]:
+        path = _raw_cache_path(root)
+        raw = _load_raw(path)
+        if raw is None:
+            log.info("generating MNIST-1D (once; cached as %s)", path)
+            raw = generate_mnist1d()
+            try:
+                with atomic_open(path) as f:
+                    np.savez(f, **raw)
+            except OSError as exc:
+                log.warning("could not cache MNIST-1D in %s (%s); it is generated again next time", path, exc)
+        return raw
 
-    return Dataset(
-        NAME,
-        train=split(x_all, y_all, train_idx),
-        val=split(x_all, y_all, val_idx),
-        test=split(raw["x_test"], raw["y_test"]),
-        num_classes=10,
-        class_names=[str(d) for d in range(10)],
-    )
+    def preprocess(self, raw: dict[str, np.ndarray], *, val_size: int, seed: int, normalize: bool
+                   ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        x_all, y_all = raw["x"], raw["y"]
+        val_size = check_val_size(NAME, val_size, len(y_all))
+        train_idx, val_idx = split_indices(len(y_all), val_size, seed)
+        if normalize:
+            # x_float = (x - mean) / std with the training split's statistics only
+            mean, std = standardizer(x_all[train_idx])
+            scale, shift = 1.0 / std, -mean / std
+        else:
+            scale, shift = np.ones(x_all.shape[1]), np.zeros(x_all.shape[1])
+
+        def split(x: np.ndarray, y: np.ndarray, idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+            return apply_affine(x, scale, shift, index=idx), label_array(y if idx is None else y[idx])
+
+        return {"train": split(x_all, y_all, train_idx), "val": split(x_all, y_all, val_idx),
+                "test": split(raw["x_test"], raw["y_test"])}
+
+
+SOURCES = {NAME: MNIST1DSource()}

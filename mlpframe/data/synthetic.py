@@ -11,6 +11,7 @@ import numpy as np
 
 from mlpframe.data.dataset import Dataset, apply_affine, check_val_size, label_array, standardizer
 from mlpframe.data.errors import DataError
+from mlpframe.data.source import DataSource
 
 NAME = "synthetic"
 
@@ -69,3 +70,26 @@ def load_synthetic(
 
     return Dataset(NAME, split(parts[0]), split(parts[1]), split(parts[2]), num_classes=int(num_classes),
                    class_names=[f"arm {k}" for k in range(num_classes)])
+
+
+class SyntheticSource(DataSource):
+    """The spirals, drawn from the run's seed (nothing to fetch or cache)."""
+
+    name = NAME
+    shape = (2,)
+    options = ("n_samples", "num_classes", "noise", "turns", "test_size")
+    cached = False
+
+    def class_names(self, num_classes: int = 2, **_: object) -> list[str]:
+        return [f"arm {k}" for k in range(num_classes)]
+
+    def fetch(self, root: object, **_: object) -> None:
+        return None
+
+    def preprocess(self, raw: None, *, val_size: int | None, seed: int, normalize: bool,
+                   **options: object) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        ds = load_synthetic(val_size=val_size, seed=seed, normalize=normalize, **options)
+        return {"train": ds.train, "val": ds.val, "test": ds.test}
+
+
+SOURCES = {NAME: SyntheticSource()}

@@ -8,7 +8,7 @@ from mlpframe.data import DATASETS, DataError, load_dataset
 
 
 def test_names():
-    assert DATASETS == ("mnist1d", "synthetic", "cifar10", "mnist", "fashion_mnist")
+    assert DATASETS == ("mnist1d", "synthetic", "cifar10", "mnist", "fashion_mnist", "digits")
 
 
 def test_unknown_name():

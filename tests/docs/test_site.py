@@ -42,7 +42,7 @@ def site(tmp_path_factory) -> Path:
 
 def test_the_site_builds_strictly_with_every_page(site):
     for page in ("index", "contract", "guides/quickstart", "guides/own-layer", "guides/models-in-configs",
-                 "guides/commands", "guides/data", "guides/runs", "speed",
+                 "guides/commands", "guides/data", "guides/runs", "speed", "guides/mnist1d-table",
                  "guides/sweeps-tensorboard",
                  "guides/conv-recurrent", "guides/slurm", "guides/gpu", "api/nn", "api/nn-conv", "api/nn-recurrent",
                  "api/gradcheck", "api/backend", "api/optim"):
@@ -54,6 +54,8 @@ def test_the_site_builds_strictly_with_every_page(site):
     sweeps = (site / "guides" / "sweeps-tensorboard.html").read_text()
     for shot in ("tensorboard-scalars.png", "tensorboard-hparams.png"):
         assert shot in sweeps and (site / "_images" / shot).is_file(), shot
+    table = (site / "guides" / "mnist1d-table.html").read_text()
+    assert "results.png" in table and (site / "_images" / "results.png").is_file()
 
 
 def test_every_public_nn_name_is_in_the_reference_once(site):
