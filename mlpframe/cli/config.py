@@ -20,6 +20,7 @@ YAML file ``conf/<group>/<name>.yaml`` whose defaults list is ``[base_<name>, _s
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Mapping
@@ -338,6 +339,9 @@ class TrainConfig(Schema):
     def check(self, key: str) -> None:
         for section in SECTIONS:
             getattr(self, section).validate(section)
+        # BatchNorm's batch statistics need two samples (the train loader drops a smaller last batch)
+        require(getattr(self.model, "norm", None) != "batch" or self.data.batch_size >= 2, "data.batch_size",
+                f"model.norm=batch needs at least 2 samples per batch, got {self.data.batch_size}")
 
 
 @dataclass
@@ -402,8 +406,37 @@ register_configs()
 
 
 # ---------------------------------------------------------------- entry points
+def unknown_keys(cfg: Any, schema: type, key: str = "") -> list[str]:
+    """Keys of ``cfg`` that ``schema`` does not have (``+trainer.max_epoch=1``, ``+foo=1``): Hydra's ``+``
+    adds them past the schema's type check, and nothing would ever read them."""
+    import dataclasses
+
+    if not isinstance(cfg, (DictConfig, Mapping)):
+        return []
+    typed = OmegaConf.get_type(cfg) if isinstance(cfg, DictConfig) else None
+    if dataclasses.is_dataclass(typed):
+        schema = typed  # a group's choice (MNIST1DData, SGDConfig, …) rather than the field's base type
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    found = []
+    for name in cfg:
+        full = f"{key}.{name}" if key else str(name)
+        if name not in fields:
+            close = difflib.get_close_matches(str(name), list(fields), n=1)
+            found.append(full + (f" (did you mean {full.rsplit('.', 1)[0] + '.' if key else ''}{close[0]}?)"
+                                 if close else ""))
+        elif isinstance(fields[name].type, type) and dataclasses.is_dataclass(fields[name].type):
+            found += unknown_keys(cfg[name], fields[name].type, full)
+        elif dataclasses.is_dataclass(OmegaConf.get_type(cfg, name) if isinstance(cfg, DictConfig) else None):
+            found += unknown_keys(cfg[name], OmegaConf.get_type(cfg, name), full)
+    return found
+
+
 def to_schema(cfg: DictConfig, schema: type = TrainConfig) -> Any:
     """The composed config as its schema objects (interpolations resolved), validated."""
+    extra = unknown_keys(cfg, schema)
+    if extra:
+        raise ConfigError(extra[0].split(" ")[0], "no such setting" + extra[0][len(extra[0].split(" ")[0]):]
+                          + "; mlpframe takes only the keys of its schemas (python -m mlpframe <command> --help)")
     if OmegaConf.get_type(cfg) is not schema:  # a copy that lost its root's type (sections keep theirs)
         cfg = OmegaConf.merge(OmegaConf.structured(schema), cfg)
     obj = OmegaConf.to_object(cfg)
