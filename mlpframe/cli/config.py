@@ -393,10 +393,26 @@ def register_configs() -> None:
 
 
 def _safe_dirname(text: str, max_len: int = 120) -> str:
-    """An override list made safe as one folder name: no slashes, brackets, quotes or spaces."""
+    """An override list made safe as one folder name: no slashes, brackets, quotes or spaces.
+
+    Too long, it keeps as many whole ``key=value`` items as fit and ends with a hash of the
+    whole list (``+1a2b3c4d``): a value is never cut, and two long names never collide.
+    """
+    import hashlib
+
     text = re.sub(r"[\[\]'\"{}() ]", "", str(text))
     text = re.sub(r"[^A-Za-z0-9._=,+@-]", "_", text)
-    return text[:max_len] or "default"
+    if len(text) <= max_len:
+        return text or "default"
+    tag = "+" + hashlib.sha1(text.encode()).hexdigest()[:8]
+    items = re.split(r",(?=[A-Za-z_+~][\w.+~-]*=)", text)  # a list value's own commas stay inside its item
+    kept = ""
+    for item in items:
+        candidate = f"{kept},{item}" if kept else item
+        if len(candidate) + len(tag) > max_len:
+            break
+        kept = candidate
+    return kept + tag
 
 
 if not OmegaConf.has_resolver("mlpframe_dirname"):
