@@ -263,8 +263,7 @@ def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts, multirun: bool =
     return result, checkpointer
 
 
-def summary(result: TrainResult, run_dir: Path) -> str:
-    m = result.metrics
+def summary(result: TrainResult, m: dict[str, Any], run_dir: Path) -> str:
     # without a validation set the last epoch's weights are the ones tested (Trainer.fit)
     weights = "best-val weights" if "val/acc" in m else "last-epoch weights, no validation set"
 
@@ -318,13 +317,12 @@ def train(cfg: DictConfig) -> float:
     metrics["message"] = result.message
     metrics["wall_time_s"] = time.time() - started  # the whole run: data, training, test
     metrics["checkpoint_failures"] = checkpointer.failures
-    result.metrics["wall_time_s"] = metrics["wall_time_s"]
     write_json_atomic(run_dir / "metrics.json", metrics)
     if result.status == "diverged":
         log.warning("the run diverged: %s", result.message)
     if checkpointer.failures:
         log.warning("%d checkpoint write(s) failed; see the warnings above", checkpointer.failures)
-    log.info(summary(result, run_dir))
+    log.info(summary(result, metrics, run_dir))
     if result.status == "interrupted":
         print(f"{result.message}: {resume_hint(run_dir, hc)}", file=sys.stderr, flush=True)
         sys.exit(interrupts.exit_status)

@@ -26,14 +26,11 @@ import struct
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from mlpframe.engine.callbacks import Callback
-
-if TYPE_CHECKING:
-    from mlpframe.engine.trainer import Trainer, TrainResult
+from mlpframe.engine.callback import Callback, Run, TrainResult
 
 log = logging.getLogger("mlpframe")
 
@@ -168,7 +165,7 @@ class TensorBoardLogger(Callback):
     def _scalar(self, tag: str, value: float, step: int) -> None:
         self.writer.add_scalar(tag, value, step)
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: Run) -> None:
         from tensorboardX import SummaryWriter
         from tensorboardX.summary import hparams as hparams_summaries
 
@@ -194,12 +191,12 @@ class TensorBoardLogger(Callback):
                 self.writer.file_writer.add_summary(session_start)
                 self.writer.file_writer.add_summary(session_end)
 
-    def on_train_sync(self, trainer: Trainer, metrics: dict[str, float], steps: int) -> None:
+    def on_train_sync(self, trainer: Run, metrics: dict[str, float], steps: int) -> None:
         step = trainer.state.global_step
         for tag in ("train/loss", "train/acc"):
             self._scalar(tag, metrics[tag], step)
 
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: Run, metrics: dict[str, Any]) -> None:
         step = trainer.state.global_step
         for tag in EPOCH_SCALARS:
             value = metrics.get(tag)
@@ -210,17 +207,17 @@ class TensorBoardLogger(Callback):
             self._histograms(trainer, step)
         self.writer.flush()  # before the checkpoint of this epoch is written (see the module's docstring)
 
-    def on_interrupt(self, trainer: Trainer) -> None:
+    def on_interrupt(self, trainer: Run) -> None:
         self.writer.flush()
 
-    def _histograms(self, trainer: Trainer, step: int) -> None:
+    def _histograms(self, trainer: Run, step: int) -> None:
         be = trainer.backend
         for name, p in trainer.model.named_parameters():
             self.writer.add_histogram(f"weights/{name}", be.to_numpy(p.data), step)
             if p.grad is not None:
                 self.writer.add_histogram(f"grads/{name}", be.to_numpy(p.grad), step)
 
-    def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None:
+    def on_fit_end(self, trainer: Run, result: TrainResult) -> None:
         step = trainer.state.global_step
         for tag in ("test/acc", "test/loss"):
             value = result.metrics.get(tag)
@@ -235,7 +232,7 @@ class TensorBoardLogger(Callback):
                 self.writer.add_image("test/confusion_matrix", image, step, dataformats="HWC")
         self.writer.flush()
 
-    def teardown(self, trainer: Trainer) -> None:
+    def teardown(self, trainer: Run) -> None:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
