@@ -143,6 +143,8 @@ def hydra_quote(value: str) -> str:
     Inside single quotes only a quote, and the backslashes right before it (or before the
     closing quote), need escaping.
     """
+    if "/" in value and re.fullmatch(r"[A-Za-z0-9_/.-]+", value):  # a plain path reads back as it is
+        return value
     return "'" + re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value) + "'"
 
 
