@@ -24,7 +24,7 @@ import difflib
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
 import numpy as np
@@ -32,7 +32,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from mlpframe.backend import BACKENDS
-from mlpframe.cli.schema import ConfigError, Schema, integer, number, one_of, require
+from mlpframe.cli.schema import ConfigError, Schema, integer, library_rules, number, one_of, require
 
 MAX_DEPTH = 1000
 
@@ -206,11 +206,23 @@ MODELS: dict[str, type[ModelConfig]] = {"mlp": MLPConfig}
 
 
 # ----------------------------------------------------------------- optimizer
+def _dummy_params() -> list:
+    from mlpframe.nn.module import Parameter
+
+    return [Parameter(np.zeros(1, dtype=np.float32))]
+
+
 @dataclass
 class OptimizerConfig(Schema):
+    """The optimizer's keyword arguments; their ranges are the optimizer's own (``_check`` in
+    :mod:`mlpframe.optim`), checked here by building it on a stand-in parameter."""
+
     name: str = one_of(MISSING, _registry("mlpframe.optim", "OPTIMIZERS"))
-    lr: float = number(MISSING, 0.0, low_open=True)
-    weight_decay: float = number(0.0)
+    lr: float = MISSING
+    weight_decay: float = 0.0
+
+    def check(self, key: str) -> None:
+        library_rules(key, lambda: self.build(_dummy_params()))
 
     def build(self, params: list) -> Any:
         from mlpframe import optim
@@ -222,25 +234,18 @@ class OptimizerConfig(Schema):
 class SGDConfig(OptimizerConfig):
     name: str = "sgd"
     lr: float = 0.05
-    momentum: float = number(0.9, 0.0, 1.0)
-    dampening: float = number(0.0, 0.0, 1.0, high_open=False)
+    momentum: float = 0.9
+    dampening: float = 0.0
     nesterov: bool = False
     weight_decay: float = 5e-4
-
-    def check(self, key: str) -> None:
-        require(not self.nesterov or (self.momentum > 0 and self.dampening == 0), f"{key}.nesterov",
-                f"needs {key}.momentum > 0 and {key}.dampening = 0")
 
 
 @dataclass
 class AdamConfig(OptimizerConfig):
     name: str = "adam"
     lr: float = 1e-3
-    betas: List[float] = number([0.9, 0.999], 0.0, 1.0)
-    eps: float = number(1e-8, 0.0, low_open=True)
-
-    def check(self, key: str) -> None:
-        require(len(self.betas) == 2, f"{key}.betas", f"must be two numbers, got {list(self.betas)!r}")
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
 
 
 @dataclass
@@ -255,11 +260,19 @@ OPTIMIZERS: dict[str, type[OptimizerConfig]] = {"sgd": SGDConfig, "adam": AdamCo
 # ----------------------------------------------------------------- scheduler
 @dataclass
 class SchedulerConfig(Schema):
-    """A constant lr, stepped once per epoch; ``warmup_epochs`` of linear warm-up before any schedule."""
+    """A constant lr, stepped once per epoch; ``warmup_epochs`` of linear warm-up before any schedule.
+
+    The ranges are the schedule's own, checked here by building it on a stand-in optimizer.
+    """
 
     name: str = one_of("none", _registry("mlpframe.optim", "SCHEDULERS"))
-    warmup_epochs: int = integer(0, 0)
-    warmup_start_factor: float = number(0.1, 0.0, 1.0, low_open=True, high_open=False)
+    warmup_epochs: int = 0
+    warmup_start_factor: float = 0.1
+
+    def check(self, key: str) -> None:
+        from mlpframe import optim
+
+        library_rules(key, lambda: self.build(optim.SGD(_dummy_params(), lr=1.0), max_epochs=1))
 
     def build(self, optimizer: Any, max_epochs: int) -> Any:
         from mlpframe import optim
@@ -272,8 +285,8 @@ class StepSchedulerConfig(SchedulerConfig):
     """lr * gamma every step_size epochs."""
 
     name: str = "step"
-    step_size: int = integer(10, 1)
-    gamma: float = number(0.1, 0.0, low_open=True)
+    step_size: int = 10
+    gamma: float = 0.1
 
 
 @dataclass
@@ -281,8 +294,8 @@ class CosineSchedulerConfig(SchedulerConfig):
     """Cosine decay to eta_min over T_max epochs."""
 
     name: str = "cosine"
-    T_max: Optional[int] = integer(None, 1)  # None: the epochs after warm-up (max_epochs - warmup_epochs)
-    eta_min: float = number(0.0)
+    T_max: Optional[int] = None  # None: the epochs after warm-up (max_epochs - warmup_epochs)
+    eta_min: float = 0.0
 
     def build(self, optimizer: Any, max_epochs: int) -> Any:
         from mlpframe import optim

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,6 +29,18 @@ class ConfigError(ValueError):
 def require(cond: bool, key: str, problem: str) -> None:
     if not cond:
         raise ConfigError(key, problem)
+
+
+def library_rules(key: str, make: Callable[[], Any]) -> None:
+    """Check values whose rules the library states, by building its object: the constructor's
+    ``ValueError("<arg>: <problem>")`` becomes a :class:`ConfigError` naming ``<key>.<arg>``."""
+    try:
+        make()
+    except ValueError as exc:
+        arg, sep, problem = str(exc).partition(": ")
+        if sep and re.fullmatch(r"[A-Za-z_][\w\[\]]*", arg):
+            raise ConfigError(f"{key}.{arg}", problem) from None
+        raise ConfigError(key, str(exc)) from None
 
 
 def _field(default: Any, rule: dict[str, Any]) -> Any:

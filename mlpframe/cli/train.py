@@ -172,6 +172,12 @@ def seed_checkpoints(ckpt: Checkpoint, folder: Path) -> None:
     for src, name in ((source, "last"), (best, "best")):
         if src.is_file():
             write_atomic(folder / (name + source.suffix), src.read_bytes())
+def hparams(c: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """The HParams columns: the model and optimizer keys, and every key set on the command line
+    (a sweep's swept keys among them; ``scheduler=cosine`` brings the scheduler's keys)."""
+    given = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
+    return {k: v for k, v in flatten_hparams(c).items()
+            if k.split(".")[0] in ("model", "optimizer") or k in given or k.rsplit(".", 1)[0] in given}
 
 
 def describe(ckpt: Checkpoint) -> str:
@@ -226,7 +232,7 @@ def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts, multirun: bool =
     if s.logger.name == "tensorboard":
         callbacks.append(TensorBoardLogger(
             run_dir / "tensorboard", config_text=OmegaConf.to_yaml(cfg, resolve=True),
-            hparams=flatten_hparams(c), histogram_every_n_epochs=tr.histogram_every_n_epochs,
+            hparams=hparams(c, HydraConfig.get().overrides.task), histogram_every_n_epochs=tr.histogram_every_n_epochs,
             class_names=ds.class_names, flush_secs=s.logger.flush_secs))
     if os.environ.get("MLPFRAME_OPTUNA_TRIAL_ID"):  # a trial of hydra/sweeper=mlpframe_optuna: may be pruned
         from mlpframe.sweep.pruning import pruning_callback
