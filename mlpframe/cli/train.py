@@ -148,6 +148,12 @@ def restore_with_new_settings(trainer: Trainer, ckpt: Checkpoint, config: dict[s
     optimizer, scheduler = trainer.optimizer, trainer.scheduler
     groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
     schedule = scheduler.state_dict() if scheduler is not None else None
+    saved_opt = ckpt.get("optimizer")
+    if isinstance(saved_opt, dict) and isinstance(saved_opt.get("param_groups"), list) \
+            and len(saved_opt["param_groups"]) == len(groups):
+        # the saved lr may be a schedule's 0 (cosine's end), which the optimizer refuses as a setting
+        saved_opt["param_groups"] = [{**g, **settings} if isinstance(g, dict) else g
+                                     for g, settings in zip(saved_opt["param_groups"], groups)]
     trainer.restore(ckpt)
     for group, settings in zip(optimizer.param_groups, groups, strict=True):
         group.update(settings)
