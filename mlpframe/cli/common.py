@@ -149,7 +149,7 @@ def hydra_quote(value: str) -> str:
 
 
 # a run folder holds one run: these mean an earlier run is there
-RUN_FILES = ("checkpoints", "metrics.json", "tensorboard")
+RUN_FOLDERS = ("checkpoints", "tensorboard")  # (and a metrics.json file)
 # the top-level keys of each command (its groups included); `~key` may delete none of them
 COMMAND_KEYS = {
     "train": ("backend", "data", "model", "optimizer", "scheduler", "trainer", "logger", "seed", "ckpt_path",
@@ -190,7 +190,8 @@ def check_overrides(command: str, args: list[str]) -> None:
             if o.key_or_group != "hydra.run.dir" or not isinstance(value, str) or "${" in value:
                 continue
             folder = Path(value)
-            if any((folder / name).exists() for name in RUN_FILES) and resume[-1:] != ["auto"]:
+            earlier = (folder / "metrics.json").is_file() or any((folder / d).is_dir() for d in RUN_FOLDERS)
+            if earlier and resume[-1:] != ["auto"]:
                 raise UserError(f"hydra.run.dir: {folder} already holds a run; add trainer.resume=auto to continue "
                                 f"it, or choose a new hydra.run.dir")
 
