@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import errno
 import os
+import signal
 import sys
 
 COMMANDS = {
@@ -30,6 +32,10 @@ commands:
 Overrides are Hydra's: key=value, group=option, +backend=cupy, -m for sweeps.
 `python -m mlpframe <command> --help` shows a command's config and options.
 """
+
+
+# a folder or disk the user can fix, not a bug
+USER_OS_ERRORS = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
 
 
 def available_commands() -> dict[str, tuple[str, str]]:
@@ -68,10 +74,22 @@ def hoist_config_dir(args: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the command; Ctrl-C before a command can handle it is one line and status 130, not a traceback."""
+    try:
+        dispatch(argv)
+    except KeyboardInterrupt:
+        print("error: interrupted before the command started", file=sys.stderr, flush=True)
+        sys.exit(128 + signal.SIGINT)
+
+
+def dispatch(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help", "help"):
+    if not args:  # a usage error: usage on stderr, as argparse and git do
+        print(usage(), end="", file=sys.stderr)
+        sys.exit(2)
+    if args[0] in ("-h", "--help", "help"):
         print(usage(), end="")
-        sys.exit(0 if args else 2)
+        sys.exit(0)
     command, rest = args[0], args[1:]
     commands = available_commands()
     if command not in commands:
@@ -89,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from mlpframe.cli.common import fail, format_hydra_error, remove_failed_sweep_dir
+    from mlpframe.cli.common import UserError, check_overrides, fail, format_hydra_error, remove_failed_sweep_dir
 
     module = importlib.import_module(commands[command][0])
     try:
@@ -97,10 +115,21 @@ def main(argv: list[str] | None = None) -> None:
             from mlpframe.plugins import register
 
             register()
+        if command in ("train", "evaluate", "gradcheck") and not {"--help", "-h", "--hydra-help"} & set(rest):
+            check_overrides(command, rest)
         module.main()
+    except UserError as exc:
+        fail(str(exc))
     except (HydraException, OmegaConfBaseException) as exc:
         remove_failed_sweep_dir()
         fail(format_hydra_error(exc))
+    except OSError as exc:
+        # Hydra creating the run or sweep folder in a read-only or full place
+        if exc.errno not in USER_OS_ERRORS:
+            raise
+        remove_failed_sweep_dir()
+        fail(f"{exc.strerror}: {exc.filename}; run from a writable folder or set hydra.run.dir / "
+             "hydra.sweep.dir to one")
 
 
 if __name__ == "__main__":

@@ -29,8 +29,16 @@ def as_config_error(group: str, make: Callable[[], T]) -> T:
 
 
 def load_data(data: DataConfig, *, seed: int, progress: bool = True, model: ModelConfig | None = None) -> Any:
-    """The data, arranged in the layout ``model`` reads (flat rows when no model is given)."""
-    return data.load(seed=seed, progress=progress, layout=model.layout if model is not None else "flat")
+    """The data, arranged in the layout ``model`` reads (flat rows when no model is given), its labels
+    checked once here (the loss would only turn a bad one into NaN)."""
+    from mlpframe.data import DataError
+
+    ds = data.load(seed=seed, progress=progress, layout=model.layout if model is not None else "flat")
+    for split, (_, y) in (("train", ds.train), ("val", ds.val), ("test", ds.test)):
+        if len(y) and (int(np.min(y)) < 0 or int(np.max(y)) >= ds.num_classes):
+            raise DataError(f"data: {ds.name}'s {split} labels must lie in 0..{ds.num_classes - 1}, found "
+                            f"{int(np.min(y))}..{int(np.max(y))}; check the files under data.root")
+    return ds
 
 
 def build_model(model: ModelConfig, input_shape: tuple[int, ...], num_classes: int, *, seed: int,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from hydra.experimental.callback import Callback
+from omegaconf import OmegaConf
 
 from mlpframe.backend import BackendUnavailableError
 from mlpframe.cli.schema import ConfigError
@@ -73,6 +74,30 @@ def config_dir() -> str:
     raise RuntimeError("mlpframe's config folder (mlpframe/conf or conf/) is missing from this installation")
 
 
+# the config groups each command takes (the others exist in conf/ but the command refuses them)
+COMMAND_GROUPS = {
+    "train": ("backend", "data", "model", "optimizer", "scheduler", "trainer", "logger", "experiment",
+              "hparams_search"),
+    "evaluate": ("backend", "data"),
+    "gradcheck": ("backend",),
+}
+
+
+def group_choices(command: str) -> str:
+    """The ``--help`` list of a command's groups and their options: one line per group, without the
+    internal ``base_*`` schemas (those are what an option builds on, not an option)."""
+    root = Path(config_dir())
+    lines = []
+    for group in COMMAND_GROUPS[command]:
+        options = sorted(f.stem for f in (root / group).glob("*.yaml") if not f.stem.startswith("base_"))
+        lines.append(f"{group}: {', '.join(options)}")
+    return "\n".join(lines)
+
+
+if not OmegaConf.has_resolver("mlpframe_groups"):
+    OmegaConf.register_new_resolver("mlpframe_groups", group_choices)
+
+
 def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -92,7 +117,10 @@ def format_hydra_error(exc: BaseException) -> str:
     def lines(text: str) -> list[str]:
         # OmegaConf appends "full_key: …", "reference_type=…", "object_type=…" detail lines
         out = [ln.strip() for ln in str(text).splitlines()]
-        return [ln for ln in out if ln and not re.match(r"(full_key:|reference_type=|object_type=)", ln)]
+        out = [ln for ln in out if ln and not re.match(r"(full_key:|reference_type=|object_type=)", ln)]
+        # Hydra suggests `+key=value`, which would add a key that nothing reads: mlpframe refuses those
+        return [re.sub(r"\s*To append to your config use \+\S+", " (not a setting of this component; see --help)",
+                       ln) for ln in out]
 
     text = lines(str(exc)) or [type(exc).__name__]
     if isinstance(exc, MissingConfigException):
@@ -110,6 +138,65 @@ def format_hydra_error(exc: BaseException) -> str:
     key = getattr(exc, "full_key", None)
     message = " ".join(text)
     return one_line(f"{key}: {message}" if key and key not in message else message)
+
+
+def hydra_quote(value: str) -> str:
+    """``value`` as a quoted string of Hydra's override grammar: any character, read back unchanged.
+
+    Inside single quotes only a quote, and the backslashes right before it (or before the
+    closing quote), need escaping.
+    """
+    if "/" in value and re.fullmatch(r"[A-Za-z0-9_/.-]+", value):  # a plain path reads back as it is
+        return value
+    return "'" + re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value) + "'"
+
+
+# a run folder holds one run: these mean an earlier run is there
+RUN_FOLDERS = ("checkpoints", "tensorboard")  # (and a metrics.json file)
+# the top-level keys of each command (its groups included); `~key` may delete none of them
+COMMAND_KEYS = {
+    "train": ("backend", "data", "model", "optimizer", "scheduler", "trainer", "logger", "seed", "ckpt_path",
+              "optimized_metric", "dtype"),
+    "evaluate": ("backend", "data", "ckpt_path", "batch_size"),
+    "gradcheck": ("backend", "rtol", "seed"),
+}
+
+
+def check_overrides(command: str, args: list[str]) -> None:
+    """Refuse, before Hydra composes anything, the overrides that would silently do nothing or harm.
+
+    * ``~key`` on one of mlpframe's keys or groups: the schema would put the default back
+      (``~seed``) or leave a required value missing (``~optimizer``); Hydra's own keys may go.
+    * ``evaluate data.<key>=…`` without ``data=<name>``: the data set comes from the checkpoint.
+    * ``train hydra.run.dir=<a folder that holds a run>`` without ``trainer.resume=auto``: the old
+      run's checkpoints and TensorBoard curves would be overwritten and mixed with the new ones.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = [a for a in args if not a.startswith("-")]
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    keys = COMMAND_KEYS.get(command, ())
+    for o in parsed:
+        top = o.key_or_group.split(".")[0].split("/")[0]
+        if o.is_delete() and top in keys:
+            raise UserError(f"{o.input_line}: mlpframe's settings cannot be deleted; set {o.key_or_group}=<value> "
+                            f"instead (see python -m mlpframe {command} --help)")
+    if command == "evaluate" and not any(o.key_or_group == "data" for o in parsed):
+        for o in parsed:
+            if o.key_or_group.startswith("data."):
+                raise UserError(f"{o.input_line}: evaluate uses the data set stored in the checkpoint; choose one "
+                                f"with data=<name> to change its settings (the batch size is batch_size=)")
+    if command == "train" and "-m" not in args and "--multirun" not in args:
+        resume = [o.value() for o in parsed if o.key_or_group == "trainer.resume"]
+        for o in parsed:
+            value = o.value()
+            if o.key_or_group != "hydra.run.dir" or not isinstance(value, str) or "${" in value:
+                continue
+            folder = Path(value)
+            earlier = (folder / "metrics.json").is_file() or any((folder / d).is_dir() for d in RUN_FOLDERS)
+            if earlier and resume[-1:] != ["auto"]:
+                raise UserError(f"hydra.run.dir: {folder} already holds a run; add trainer.resume=auto to continue "
+                                f"it, or choose a new hydra.run.dir")
 
 
 def remove_if_only_hydra(run_dir: Path) -> None:

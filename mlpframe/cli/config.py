@@ -27,6 +27,7 @@ closed (struct), so ``model.hiden=…`` on an MLP stays a composition error.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Mapping
@@ -572,6 +573,9 @@ class TrainConfig(Schema):
     def check(self, key: str) -> None:
         for section in SECTIONS:
             getattr(self, section).validate(section)
+        # BatchNorm's batch statistics need two samples (the train loader drops a smaller last batch)
+        require(getattr(self.model, "norm", None) != "batch" or self.data.batch_size >= 2, "data.batch_size",
+                f"model.norm=batch needs at least 2 samples per batch, got {self.data.batch_size}")
 
 
 @dataclass
@@ -645,10 +649,26 @@ def register_configs() -> None:
 
 
 def _safe_dirname(text: str, max_len: int = 120) -> str:
-    """An override list made safe as one folder name: no slashes, brackets, quotes or spaces."""
+    """An override list made safe as one folder name: no slashes, brackets, quotes or spaces.
+
+    Too long, it keeps as many whole ``key=value`` items as fit and ends with a hash of the
+    whole list (``+1a2b3c4d``): a value is never cut, and two long names never collide.
+    """
+    import hashlib
+
     text = re.sub(r"[\[\]'\"{}() ]", "", str(text))
     text = re.sub(r"[^A-Za-z0-9._=,+@-]", "_", text)
-    return text[:max_len] or "default"
+    if len(text) <= max_len:
+        return text or "default"
+    tag = "+" + hashlib.sha1(text.encode()).hexdigest()[:8]
+    items = re.split(r",(?=[A-Za-z_+~][\w.+~-]*=)", text)  # a list value's own commas stay inside its item
+    kept = ""
+    for item in items:
+        candidate = f"{kept},{item}" if kept else item
+        if len(candidate) + len(tag) > max_len:
+            break
+        kept = candidate
+    return kept + tag
 
 
 if not OmegaConf.has_resolver("mlpframe_dirname"):
@@ -658,8 +678,37 @@ register_configs()
 
 
 # ---------------------------------------------------------------- entry points
+def unknown_keys(cfg: Any, schema: type, key: str = "") -> list[str]:
+    """Keys of ``cfg`` that ``schema`` does not have (``+trainer.max_epoch=1``, ``+foo=1``): Hydra's ``+``
+    adds them past the schema's type check, and nothing would ever read them."""
+    import dataclasses
+
+    if not isinstance(cfg, (DictConfig, Mapping)):
+        return []
+    typed = OmegaConf.get_type(cfg) if isinstance(cfg, DictConfig) else None
+    if dataclasses.is_dataclass(typed):
+        schema = typed  # a group's choice (MNIST1DData, SGDConfig, …) rather than the field's base type
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    found = []
+    for name in cfg:
+        full = f"{key}.{name}" if key else str(name)
+        if name not in fields:
+            close = difflib.get_close_matches(str(name), list(fields), n=1)
+            found.append(full + (f" (did you mean {full.rsplit('.', 1)[0] + '.' if key else ''}{close[0]}?)"
+                                 if close else ""))
+        elif isinstance(fields[name].type, type) and dataclasses.is_dataclass(fields[name].type):
+            found += unknown_keys(cfg[name], fields[name].type, full)
+        elif dataclasses.is_dataclass(OmegaConf.get_type(cfg, name) if isinstance(cfg, DictConfig) else None):
+            found += unknown_keys(cfg[name], OmegaConf.get_type(cfg, name), full)
+    return found
+
+
 def to_schema(cfg: DictConfig, schema: type = TrainConfig) -> Any:
     """The composed config as its schema objects (interpolations resolved), validated."""
+    extra = unknown_keys(cfg, schema)
+    if extra:
+        raise ConfigError(extra[0].split(" ")[0], "no such setting" + extra[0][len(extra[0].split(" ")[0]):]
+                          + "; mlpframe takes only the keys of its schemas (python -m mlpframe <command> --help)")
     if OmegaConf.get_type(cfg) is not schema:  # a copy that lost its root's type (sections keep theirs)
         cfg = OmegaConf.merge(_open_model(schema) if "model" in cfg else OmegaConf.structured(schema), cfg)
     obj = OmegaConf.to_object(cfg)

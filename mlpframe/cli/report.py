@@ -43,13 +43,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         report = collect(args.sweep_dir, objective=args.metric, maximize=args.maximize)
-        paths = write_report(report, plot=args.plot)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
-        return EXIT_USAGE
-    except OSError as exc:
-        print(f"error: cannot write the report into {args.sweep_dir}: {exc.strerror or exc}", file=sys.stderr,
-              flush=True)
         return EXIT_USAGE
     header, table = rows(report)
     print(format_table(header, table))
@@ -61,6 +56,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     if bad:
         print(f"{len(bad)} of {len(report.runs)} runs did not complete: "
               + ", ".join(f"{r.num if r.num is not None else r.name} ({r.status})" for r in bad))
+    # the table first: a read-only sweep folder still gets its ranking on the terminal
+    sys.stdout.flush()
+    try:
+        paths = write_report(report, plot=args.plot)
+    except OSError as exc:
+        print(f"error: the table is above, but report.md/.csv/.png could not be written into {args.sweep_dir}: "
+              f"{exc.strerror or exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 

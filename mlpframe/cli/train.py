@@ -33,13 +33,14 @@ import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from mlpframe.atomic import write_atomic
 from mlpframe.backend import get_backend
 from mlpframe.cli import build
 from mlpframe.cli.common import (
-    UserError, config_dir, fail, one_line, remove_if_only_hydra, user_errors, user_message,
+    UserError, config_dir, fail, hydra_quote, one_line, remove_if_only_hydra, user_errors, user_message,
 )
 from mlpframe.cli.config import validate_train
 from mlpframe.cli.schema import ConfigError
@@ -52,8 +53,19 @@ from mlpframe.engine.checkpoint import Checkpoint, latest_checkpoint, progress_o
 log = logging.getLogger("mlpframe")
 
 
+def json_safe(value: Any) -> Any:
+    """NaN and infinities as ``null``: strict JSON readers reject bare ``NaN`` (Python's default)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    write_atomic(path, json.dumps(data, indent=2, allow_nan=True) + "\n")
+    write_atomic(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
 
 
 class Interrupts:
@@ -121,6 +133,62 @@ def resume_checkpoint(c: dict[str, Any], run_dir: Path) -> Checkpoint | None:
     return load_checkpoint(c["ckpt_path"]) if c["ckpt_path"] else None
 
 
+# what may differ between a checkpoint's run and the run that continues it, without a warning
+NOT_SETTINGS = ("ckpt_path", "trainer.resume", "trainer.progress_bar", "logger.", "data.root", "data.download",
+                "seed")  # (a changed seed has its own warning in the trainer)
+
+
+def changed_settings(old: Any, new: dict[str, Any]) -> list[str]:
+    """``key old -> new`` for each setting of ``new`` that differs from the checkpoint's config ``old``."""
+    if not isinstance(old, dict):
+        return []
+    a, b = flatten_hparams(old), flatten_hparams(new)
+    return [f"{k} {a.get(k, '(unset)')} -> {b[k]}" for k in sorted(b)
+            if a.get(k) != b[k] and not any(k == n or (n.endswith(".") and k.startswith(n)) for n in NOT_SETTINGS)]
+
+
+def restore_with_new_settings(trainer: Trainer, ckpt: Checkpoint, config: dict[str, Any]) -> None:
+    """Continue from ``ckpt``: the checkpoint gives the state (weights, optimizer moments, epoch, best
+    model), the config gives the hyperparameters (lr, momentum, weight decay, schedule, max_epochs).
+
+    PyTorch's ``load_state_dict`` would bring the old lr and schedule back while the new config
+    claims otherwise; here the command line wins, and every value that differs from the
+    checkpoint's run is named in one warning. A schedule derived from ``trainer.max_epochs``
+    (cosine ``T_max``) is re-spread over the new ``max_epochs``, continuing at the checkpoint's epoch.
+    """
+    optimizer, scheduler = trainer.optimizer, trainer.scheduler
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    schedule = scheduler.state_dict() if scheduler is not None else None
+    saved_opt = ckpt.get("optimizer")
+    if isinstance(saved_opt, dict) and isinstance(saved_opt.get("param_groups"), list) \
+            and len(saved_opt["param_groups"]) == len(groups):
+        # the saved lr may be a schedule's 0 (cosine's end), which the optimizer refuses as a setting
+        saved_opt["param_groups"] = [{**g, **settings} if isinstance(g, dict) else g
+                                     for g, settings in zip(saved_opt["param_groups"], groups)]
+    trainer.restore(ckpt)
+    for group, settings in zip(optimizer.param_groups, groups, strict=True):
+        group.update(settings)
+    if scheduler is not None:
+        saved = ckpt.get("scheduler")
+        schedule["last_epoch"] = saved["last_epoch"] if isinstance(saved, dict) else trainer.state.epoch
+        scheduler.load_state_dict(schedule)  # sets the optimizer's lr for the checkpoint's epoch
+    changes = changed_settings(ckpt.get("config"), config)
+    if changes:
+        log.warning("resuming with settings that differ from the checkpoint's run; the new values apply: %s",
+                    ", ".join(changes))
+
+
+def seed_checkpoints(ckpt: Checkpoint, folder: Path) -> None:
+    """A run continued in a new folder starts with the checkpoints it continues: ``last`` is the one
+    resumed from, ``best`` the best-val checkpoint next to it. So the new folder always holds both,
+    even when the run trains no further epoch or never improves."""
+    source = Path(ckpt.path)
+    if source.parent.resolve() == folder.resolve():
+        return
+    best = source if source.stem == "best" else source.with_name("best" + source.suffix)
+    for src, name in ((source, "last"), (best, "best")):
+        if src.is_file():
+            write_atomic(folder / (name + source.suffix), src.read_bytes())
 def hparams(c: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """The HParams columns: the model and optimizer keys, and every key set on the command line
     (a sweep's swept keys among them; ``scheduler=cosine`` brings the scheduler's keys)."""
@@ -134,13 +202,19 @@ def describe(ckpt: Checkpoint) -> str:
     return f"epoch {epoch}" + (f" + {step} steps of epoch {epoch + 1}" if step else "")
 
 
-def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts) -> tuple[TrainResult, ModelCheckpoint]:
+def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts, multirun: bool = False
+        ) -> tuple[TrainResult, ModelCheckpoint]:
     """Everything between a composed config and a finished run; raises the user errors it finds.
 
     Returns the result and the checkpoint callback (which knows what it wrote).
     """
     s = validate_train(cfg)  # the schema objects: each component builds its own object
     c: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # plain data, saved in checkpoints
+    # with hydra.job.chdir=true the task runs inside the run folder: paths stay the user's
+    if c["ckpt_path"]:
+        c["ckpt_path"] = to_absolute_path(c["ckpt_path"])
+    if s.data.root:
+        s.data.root = c["data"]["root"] = to_absolute_path(s.data.root)
     be = get_backend(s.backend.name, s.backend.device)
     ckpt = resume_checkpoint(c, run_dir)
     be.seed(s.seed)
@@ -153,6 +227,13 @@ def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts) -> tuple[TrainRe
         raise ConfigError("data.batch_size", f"{batch_size} is larger than the training set "
                                              f"({len(ds.train[1])} samples): no full batch to train on")
     val_loader = build.make_loader(ds.val, tr.eval_batch_size, be, train=False) if len(ds.val[1]) else None
+    if val_loader is None:  # as Lightning's EarlyStopping/ModelCheckpoint refuse a metric that is never logged
+        if tr.early_stopping_patience is not None:
+            raise ConfigError("trainer.early_stopping_patience", "needs a validation set, and data.val_size leaves "
+                                                                 "none; set data.val_size > 0 or remove it")
+        if multirun and s.optimized_metric.startswith("val/"):
+            raise ConfigError("optimized_metric", f"{s.optimized_metric} needs a validation set, and data.val_size "
+                                                  "leaves none; set data.val_size > 0 or optimized_metric=test/acc")
     test_loader = build.make_loader(ds.test, tr.eval_batch_size, be, train=False) if len(ds.test[1]) else None
 
     input_shape = tuple(ds.train[0].shape[1:])
@@ -181,10 +262,15 @@ def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts) -> tuple[TrainRe
                       callbacks=callbacks, config=c)
     if ckpt is not None:
         try:
-            trainer.restore(ckpt)
+            restore_with_new_settings(trainer, ckpt, c)
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
             raise UserError(f"ckpt_path: {ckpt.path} does not fit this run's model/optimizer ({one_line(exc)})") \
                 from None
+        if trainer.state.epoch > tr.max_epochs:
+            raise ConfigError("trainer.max_epochs", f"{tr.max_epochs}, but {ckpt.path} has trained "
+                                                    f"{trainer.state.epoch} epochs already; set it higher to train "
+                                                    "longer (evaluate tests a checkpoint as it is)")
+        seed_checkpoints(ckpt, checkpointer.dirpath)
         log.info("resuming from %s (%s)", ckpt.path, describe(ckpt))
 
     log.info("%s: %s, %d train / %d val / %d test samples, %d features, %d classes; backend %s",
@@ -201,6 +287,8 @@ def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts) -> tuple[TrainRe
 
 
 def summary(result: TrainResult, m: dict[str, Any], run_dir: Path) -> str:
+    # without a validation set the last epoch's weights are the ones tested (Trainer.fit)
+    weights = "best-val weights" if "val/acc" in m else "last-epoch weights, no validation set"
 
     def pct(x: float) -> str:
         return f"{100 * x:.2f}%" if isinstance(x, float) and math.isfinite(x) else "n/a"
@@ -208,7 +296,7 @@ def summary(result: TrainResult, m: dict[str, Any], run_dir: Path) -> str:
     lines = [
         f"status: {result.status}" + (f" ({result.message})" if result.message else ""),
         f"best val acc {pct(m['val/acc_best'])} (epoch {m['best_epoch']}), "
-        f"test acc {pct(m['test/acc'])} (best-val weights), test loss {m['test/loss']:.4f}",
+        f"test acc {pct(m['test/acc'])} ({weights}), test loss {m['test/loss']:.4f}",
         f"{m['epochs']} epochs, wall time {m['wall_time_s']:.1f}s, {m['samples_per_s']:,.0f} samples/s",
         f"run dir: {run_dir}",
     ]
@@ -226,12 +314,13 @@ def train(cfg: DictConfig) -> float:
     interrupts = Interrupts()
     try:
         with interrupts.installed():
-            result, checkpointer = run(cfg, run_dir, interrupts)
+            result, checkpointer = run(cfg, run_dir, interrupts, multirun)
     except KeyboardInterrupt:
         aborted(run_dir, interrupts, hc, started)
     except user_errors() as exc:
         message = user_message(exc)
         if not multirun:
+            os.chdir(hc.runtime.cwd)  # out of the run folder (hydra.job.chdir=true) so that it can go
             remove_if_only_hydra(run_dir)
             fail(message)
         # in a sweep one bad job must not stop the others: record it and report NaN
@@ -273,8 +362,9 @@ def resume_hint(run_dir: Path, hc: Any) -> str:
     if ckpt is None:
         return "no checkpoint was written, so there is nothing to resume"
     overrides = [o for o in hc.overrides.task if not o.lstrip("+~").startswith("trainer.resume=")]
+    # the folder quoted for Hydra's grammar (a sweep job's name holds '=' and ','), then for the shell
     command = " ".join([sys.argv[0], *map(shlex.quote, overrides), "trainer.resume=auto",
-                        shlex.quote(f"hydra.run.dir={run_dir}")])
+                        shlex.quote(f"hydra.run.dir={hydra_quote(str(run_dir))}")])
     return f"checkpoint {ckpt.path} ({describe(ckpt)}); resume with: {command}"
 
 

@@ -74,14 +74,21 @@ class CrossEntropyLoss(Module):
     In the code: ``grad_z = (p - t) / N`` and ``grad_p = -(t / p) / N``.
 
     ``p`` is floored at the dtype's smallest normal number only to avoid ``log(0)``.
+
+    Integer labels equal to ``ignore_index`` (PyTorch's -100) add nothing and the mean is
+    over the other ``N_valid`` samples (``/ N_valid`` in place of ``/ N`` above). Any other
+    label outside ``0..C-1`` makes the loss NaN: PyTorch raises there, but a raise would need
+    the labels on the host at every step; the trainer's next sync reports the NaN, and
+    ``mlpframe train`` checks a data set's labels once when it loads it.
     """
 
-    def __init__(self, from_logits: bool = True, label_smoothing: float = 0.0) -> None:
+    def __init__(self, from_logits: bool = True, label_smoothing: float = 0.0, ignore_index: int = -100) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"label_smoothing: expected a value in [0, 1], got {label_smoothing!r}")
         self.from_logits = bool(from_logits)
         self.label_smoothing = float(label_smoothing)
+        self.ignore_index = int(ignore_index)
 
     def forward(self, inputs: Array, targets: Array) -> Array:
         xp = array_namespace(inputs)
@@ -92,6 +99,16 @@ class CrossEntropyLoss(Module):
         t = _targets_as_probabilities(targets, (N, C), inputs.dtype, xp, class_major=self.from_logits)
         if self.label_smoothing:
             t = (1.0 - self.label_smoothing) * t + self.label_smoothing / C
+        count = xp.asarray(N, dtype=inputs.dtype, device=inputs.device)  # the samples the mean is over
+        penalty = xp.asarray(0.0, dtype=inputs.dtype, device=inputs.device)
+        if targets.ndim == 1:
+            kept = targets != self.ignore_index  # (N,)
+            outside = kept & ((targets < 0) | (targets >= C))
+            weight = xp.astype(kept, inputs.dtype)
+            t = t * (weight[None, :] if self.from_logits else weight[:, None])  # ignored rows add nothing
+            count = xp.sum(weight)
+            nan = xp.asarray(xp.nan, dtype=inputs.dtype, device=inputs.device)
+            penalty = xp.where(xp.any(outside), nan, penalty)
         if self.from_logits:
             # log_softmax and softmax from one exp: log p = (z - max) - log(sum exp(z - max))
             z = _class_major(inputs, xp)  # (C, N)
@@ -103,22 +120,24 @@ class CrossEntropyLoss(Module):
         else:
             p = xp.maximum(inputs, xp.finfo(inputs.dtype).smallest_normal)
             log_p = xp.log(p)
-        self.cache["p"], self.cache["t"] = p, t
-        return -xp.sum(t * log_p) / N
+        if targets.ndim == 1:  # the gradient of an ignored row is 0, not p
+            p_grad = p * (weight[None, :] if self.from_logits else 1.0)
+        else:
+            p_grad = p
+        self.cache["p"], self.cache["t"], self.cache["count"] = p_grad, t, count
+        return -xp.sum(t * log_p) / count + penalty
 
     def backward(self, grad_loss: Array | float = 1.0) -> Array:
-        p, t = self.cached("p"), self.cached("t")
+        p, t, N = self.cached("p"), self.cached("t"), self.cached("count")
         if self.from_logits:
-            N = p.shape[1]
             grad = p - t  # (C, N)
             grad *= grad_loss / N
             # back to (N, C): a transposed view, which BLAS and column sums read as it is
             return array_namespace(grad).permute_dims(grad, (1, 0))
-        N = p.shape[0]
         return (t / p) * (-grad_loss / N)
 
     def extra_repr(self) -> str:
-        return f"from_logits={self.from_logits}, label_smoothing={self.label_smoothing}"
+        return f"from_logits={self.from_logits}, label_smoothing={self.label_smoothing}, ignore_index={self.ignore_index}"
 
 
 class MSELoss(Module):

@@ -145,6 +145,9 @@ def collect(sweep_dir: str | os.PathLike, objective: str | None = None, maximize
     objective = objective or default_obj
     maximize = default_max if maximize is None else maximize
     runs = sorted((read_run(d, root) for d in dirs), key=_natural)
+    known = sorted({k for run in runs for k, v in run.metrics.items() if isinstance(v, (int, float))})
+    if known and objective not in known:  # ranking by a key no run has would rank nothing
+        raise ReportError(f"--metric {objective}: no run's metrics.json has it; choose one of {', '.join(known)}")
     keys: list[str] = []
     for run in runs:
         keys += [k for k in run.overrides if k not in keys]
@@ -232,6 +235,9 @@ def write_report(report: Report, plot: bool = True) -> dict[str, Path]:
     paths = {"md": report.sweep_dir / "report.md", "csv": report.sweep_dir / "report.csv"}
     write_atomic(paths["md"], format_markdown(report, header, table))
     write_atomic(paths["csv"], format_csv(report))
+    stale = report.sweep_dir / "report.png"
+    if not (plot and report.axes) and stale.exists():  # an older ranking's plot would contradict this one
+        stale.unlink()
     if plot and report.axes:
         from mlpframe.sweep.plot import plot_objective
 
