@@ -162,6 +162,11 @@ COMMAND_KEYS = {
 }
 
 
+# Hydra's command-line flags whose value is the next argument (``--config-dir conf``), not an override
+HYDRA_FLAGS_WITH_VALUE = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn",
+                          "--experimental-rerun")
+
+
 def check_overrides(command: str, args: list[str]) -> None:
     """Refuse, before Hydra composes anything, the overrides that would silently do nothing or harm.
 
@@ -173,7 +178,8 @@ def check_overrides(command: str, args: list[str]) -> None:
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    overrides = [a for a in args if not a.startswith("-")]
+    overrides = [a for i, a in enumerate(args)
+                 if not a.startswith("-") and (i == 0 or args[i - 1] not in HYDRA_FLAGS_WITH_VALUE)]
     parsed = OverridesParser.create().parse_overrides(overrides)
     keys = COMMAND_KEYS.get(command, ())
     for o in parsed:

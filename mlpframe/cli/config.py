@@ -692,6 +692,9 @@ def unknown_keys(cfg: Any, schema: type, key: str = "") -> list[str]:
     found = []
     for name in cfg:
         full = f"{key}.{name}" if key else str(name)
+        value = cfg.get(name) if name in fields else None
+        if isinstance(value, (DictConfig, Mapping)) and "_target_" in value:
+            continue  # a user's `_target_` component: its keys are its callable's, checked against its signature
         if name not in fields:
             close = difflib.get_close_matches(str(name), list(fields), n=1)
             found.append(full + (f" (did you mean {full.rsplit('.', 1)[0] + '.' if key else ''}{close[0]}?)"
