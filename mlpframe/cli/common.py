@@ -173,7 +173,13 @@ def check_overrides(command: str, args: list[str]) -> None:
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    overrides = [a for a in args if not a.startswith("-")]
+    overrides, options_with_value = [], ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
+    it = iter(args)
+    for a in it:
+        if a in options_with_value:
+            next(it, None)  # the option's value is not an override
+        elif not a.startswith("-"):
+            overrides.append(a)
     parsed = OverridesParser.create().parse_overrides(overrides)
     keys = COMMAND_KEYS.get(command, ())
     for o in parsed:

@@ -683,8 +683,8 @@ def unknown_keys(cfg: Any, schema: type, key: str = "") -> list[str]:
     adds them past the schema's type check, and nothing would ever read them."""
     import dataclasses
 
-    if not isinstance(cfg, (DictConfig, Mapping)):
-        return []
+    if not isinstance(cfg, (DictConfig, Mapping)) or "_target_" in cfg:
+        return []  # a user's ``_target_`` model: its keys are bound to the callable's signature instead
     typed = OmegaConf.get_type(cfg) if isinstance(cfg, DictConfig) else None
     if dataclasses.is_dataclass(typed):
         schema = typed  # a group's choice (MNIST1DData, SGDConfig, …) rather than the field's base type
