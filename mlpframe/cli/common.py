@@ -162,11 +162,6 @@ COMMAND_KEYS = {
 }
 
 
-# Hydra's command-line flags whose value is the next argument (``--config-dir conf``), not an override
-HYDRA_FLAGS_WITH_VALUE = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn",
-                          "--experimental-rerun")
-
-
 def check_overrides(command: str, args: list[str]) -> None:
     """Refuse, before Hydra composes anything, the overrides that would silently do nothing or harm.
 
@@ -178,8 +173,13 @@ def check_overrides(command: str, args: list[str]) -> None:
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    overrides = [a for i, a in enumerate(args)
-                 if not a.startswith("-") and (i == 0 or args[i - 1] not in HYDRA_FLAGS_WITH_VALUE)]
+    overrides, options_with_value = [], ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
+    it = iter(args)
+    for a in it:
+        if a in options_with_value:
+            next(it, None)  # the option's value is not an override
+        elif not a.startswith("-"):
+            overrides.append(a)
     parsed = OverridesParser.create().parse_overrides(overrides)
     keys = COMMAND_KEYS.get(command, ())
     for o in parsed:

@@ -683,8 +683,8 @@ def unknown_keys(cfg: Any, schema: type, key: str = "") -> list[str]:
     adds them past the schema's type check, and nothing would ever read them."""
     import dataclasses
 
-    if not isinstance(cfg, (DictConfig, Mapping)):
-        return []
+    if not isinstance(cfg, (DictConfig, Mapping)) or "_target_" in cfg:
+        return []  # a user's ``_target_`` model: its keys are bound to the callable's signature instead
     typed = OmegaConf.get_type(cfg) if isinstance(cfg, DictConfig) else None
     if dataclasses.is_dataclass(typed):
         schema = typed  # a group's choice (MNIST1DData, SGDConfig, …) rather than the field's base type
@@ -692,9 +692,6 @@ def unknown_keys(cfg: Any, schema: type, key: str = "") -> list[str]:
     found = []
     for name in cfg:
         full = f"{key}.{name}" if key else str(name)
-        value = cfg.get(name) if name in fields else None
-        if isinstance(value, (DictConfig, Mapping)) and "_target_" in value:
-            continue  # a user's `_target_` component: its keys are its callable's, checked against its signature
         if name not in fields:
             close = difflib.get_close_matches(str(name), list(fields), n=1)
             found.append(full + (f" (did you mean {full.rsplit('.', 1)[0] + '.' if key else ''}{close[0]}?)"
