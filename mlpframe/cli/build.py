@@ -1,75 +1,52 @@
-"""Config (plain dicts) -> objects: data, model, loss, optimizer, schedule.
+"""Schema objects -> library objects, for ``train`` and ``evaluate``.
 
-Shared by ``train`` and ``evaluate`` (which rebuilds the model from the config
-stored in a checkpoint), so these take plain mappings, not Hydra objects.
-Library ``ValueError``s become :class:`~mlpframe.config.ConfigError`s naming the
-config group.
+Each component's schema (:mod:`mlpframe.cli.config`) builds its own object; these
+functions add the run's seed and dtype and turn a library ``ValueError`` into a
+:class:`~mlpframe.cli.schema.ConfigError` naming the config group.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
-from mlpframe import nn, optim
 from mlpframe.backend import Backend
-from mlpframe.config import ConfigError, hidden_sizes
+from mlpframe.cli.config import DataConfig, ModelConfig, OptimizerConfig, SchedulerConfig
+from mlpframe.cli.schema import ConfigError
 
-DATA_LOADER_KEYS = ("root", "download", "url", "md5", "sha256", "val_size", "normalize", "flatten",
-                    "n_samples", "num_classes", "noise", "turns", "test_size")
-
-
-def load_data(data: Mapping[str, Any], *, seed: int, progress: bool = True) -> Any:
-    """``load_dataset(data.name, ...)`` with every data key except ``batch_size``."""
-    from mlpframe.data import load_dataset
-
-    kwargs = {k: data[k] for k in DATA_LOADER_KEYS if k in data}
-    extra = {k: v for k, v in data.items() if k not in (*DATA_LOADER_KEYS, "name", "batch_size")}
-    return load_dataset(data["name"], seed=seed, progress=progress, **kwargs, **extra)
+T = TypeVar("T")
 
 
-def build_model(model: Mapping[str, Any], in_features: int, num_classes: int, *, seed: int,
-                dtype: str = "float32") -> nn.Module:
-    """The MLP of ``model``; initialised on the host from ``default_rng(seed)`` (same on every backend)."""
+def as_config_error(group: str, make: Callable[[], T]) -> T:
     try:
-        mlp = nn.MLP(in_features, hidden=hidden_sizes(model), out_features=num_classes,
-                     activation=model["activation"], norm=model.get("norm"), dropout=float(model.get("dropout", 0.0)),
-                     rng=np.random.default_rng(seed), dtype=dtype, init=model.get("init", "kaiming"))
+        return make()
     except ValueError as exc:
-        raise ConfigError("model", str(exc)) from None
-    if model.get("output", "logits") == "softmax":
-        return nn.Sequential(mlp, nn.Softmax())
-    return mlp
+        raise ConfigError(group, str(exc)) from None
 
 
-def build_criterion(model: Mapping[str, Any]) -> nn.Module:
-    """Cross-entropy on logits, or on probabilities after the model's Softmax (``output: softmax``)."""
-    try:
-        return nn.CrossEntropyLoss(from_logits=model.get("output", "logits") != "softmax",
-                                   label_smoothing=float(model.get("label_smoothing", 0.0)))
-    except ValueError as exc:
-        raise ConfigError("model", str(exc)) from None
+def load_data(data: DataConfig, *, seed: int, progress: bool = True) -> Any:
+    return data.load(seed=seed, progress=progress)
 
 
-def build_optimizer(cfg: Mapping[str, Any], params: list) -> optim.Optimizer:
-    kwargs = {k: v for k, v in cfg.items() if k != "name"}
-    try:
-        return optim.build_optimizer(cfg["name"], params, **kwargs)
-    except ValueError as exc:
-        raise ConfigError("optimizer", str(exc)) from None
+def build_model(model: ModelConfig, input_shape: tuple[int, ...], num_classes: int, *, seed: int,
+                dtype: str = "float32") -> Any:
+    """The model, initialised on the host from ``default_rng(seed)`` (the same on every backend)."""
+    return as_config_error("model", lambda: model.build(tuple(input_shape), num_classes,
+                                                        rng=np.random.default_rng(seed), dtype=dtype))
 
 
-def build_scheduler(cfg: Mapping[str, Any], optimizer: optim.Optimizer, max_epochs: int) -> optim.LRScheduler:
-    """The epoch schedule; cosine's ``T_max`` defaults to the epochs after warm-up."""
-    kwargs = {k: v for k, v in cfg.items() if k != "name"}
-    if cfg["name"] == "cosine" and kwargs.get("T_max") is None:
-        kwargs["T_max"] = max(1, max_epochs - int(kwargs.get("warmup_epochs", 0)))
-    try:
-        return optim.build_scheduler(cfg["name"], optimizer, **kwargs)
-    except ValueError as exc:
-        raise ConfigError("scheduler", str(exc)) from None
+def build_criterion(model: ModelConfig) -> Any:
+    return as_config_error("model", model.criterion)
+
+
+def build_optimizer(optimizer: OptimizerConfig, params: list) -> Any:
+    return as_config_error("optimizer", lambda: optimizer.build(params))
+
+
+def build_scheduler(scheduler: SchedulerConfig, optimizer: Any, max_epochs: int) -> Any:
+    return as_config_error("scheduler", lambda: scheduler.build(optimizer, max_epochs))
 
 
 def make_loader(split: tuple[np.ndarray, np.ndarray], batch_size: int, backend: Backend, *, train: bool,

@@ -13,7 +13,7 @@ from typing import NoReturn
 from hydra.experimental.callback import Callback
 
 from mlpframe.backend import BackendUnavailableError
-from mlpframe.config import ConfigError
+from mlpframe.cli.schema import ConfigError
 from mlpframe.engine.checkpoint import CheckpointError
 
 log = logging.getLogger("mlpframe")
@@ -55,20 +55,21 @@ def user_message(exc: BaseException) -> str:
 def config_dir() -> str:
     """Absolute path of the Hydra config tree.
 
-    Installed, it is the package ``mlpframe.conf`` (pyproject maps the repo's
-    ``conf/`` there); in a source checkout it is ``conf/`` next to the package.
+    In a source checkout it is ``conf/`` next to the package (also when another
+    checkout is editable-installed); installed, it is the package ``mlpframe.conf``
+    (pyproject maps the repo's ``conf/`` there).
     """
     package = Path(__file__).resolve().parents[1]
+    source = package.parent
+    if (source / "conf" / "train.yaml").is_file() and (source / "pyproject.toml").is_file():
+        return str(source / "conf")
     # only this package's own conf: another checkout's editable install may also answer "mlpframe.conf"
-    ours = {package / "conf", package.parent / "conf"}
+    ours = {package / "conf", source / "conf"}
     spec = importlib.util.find_spec("mlpframe.conf")
     if spec is not None and spec.submodule_search_locations:
         for location in spec.submodule_search_locations:
             if Path(location).resolve() in ours and (Path(location) / "train.yaml").is_file():
                 return str(Path(location).resolve())
-    source = package.parent / "conf"
-    if (source / "train.yaml").is_file():
-        return str(source)
     raise RuntimeError("mlpframe's config folder (mlpframe/conf or conf/) is missing from this installation")
 
 

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from mlpframe.backend import get_backend
 from mlpframe.cli.common import config_dir, fail, user_errors, user_message
-from mlpframe.config import validate_backend
+from mlpframe.cli.config import GradcheckConfig, to_schema
 
 
 def table(results: Sequence[Any]) -> tuple[str, bool]:
@@ -48,13 +48,13 @@ def gradcheck(cfg: DictConfig) -> float:
     from mlpframe.gradcheck import check_all
 
     try:
-        validate_backend(cfg.backend)
-        be = get_backend(cfg.backend.name, cfg.backend.device)
+        c = to_schema(cfg, GradcheckConfig)
+        be = get_backend(c.backend.name, c.backend.device)
     except user_errors() as exc:
         fail(user_message(exc))
-    kwargs: dict[str, Any] = {"seed": int(cfg.seed)}
-    if cfg.rtol is not None:
-        kwargs["rtol"] = float(cfg.rtol)
+    kwargs: dict[str, Any] = {"seed": c.seed}
+    if c.rtol is not None:
+        kwargs["rtol"] = float(c.rtol)
     results = check_all(be, **kwargs)
     text, ok = table(results)
     print(f"gradient check on backend {be.name} (float64, central differences)")

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from mlpframe.report import ReportError, collect, format_table, rows, write_report
+from mlpframe.sweep.report import ReportError, collect, format_table, rows, write_report
 
 EXIT_USAGE = 2
 

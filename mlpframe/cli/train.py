@@ -24,7 +24,6 @@ import os
 import shlex
 import signal
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,12 +35,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from mlpframe.atomic import write_atomic
 from mlpframe.backend import get_backend
 from mlpframe.cli import build
 from mlpframe.cli.common import (
     UserError, config_dir, fail, one_line, remove_if_only_hydra, user_errors, user_message,
 )
-from mlpframe.config import ConfigError, validate_train
+from mlpframe.cli.config import validate_train
+from mlpframe.cli.schema import ConfigError
 from mlpframe.engine import (
     EarlyStopping, ModelCheckpoint, ProgressBar, TensorBoardLogger, Trainer, TrainResult, flatten_hparams,
     load_checkpoint,
@@ -52,16 +53,7 @@ log = logging.getLogger("mlpframe")
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """``json.dump`` to a temp file beside ``path``, then rename over it (never half a file)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, allow_nan=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(data, indent=2, allow_nan=True) + "\n")
 
 
 class Interrupts:
@@ -129,6 +121,14 @@ def resume_checkpoint(c: dict[str, Any], run_dir: Path) -> Checkpoint | None:
     return load_checkpoint(c["ckpt_path"]) if c["ckpt_path"] else None
 
 
+def hparams(c: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """The HParams columns: the model and optimizer keys, and every key set on the command line
+    (a sweep's swept keys among them; ``scheduler=cosine`` brings the scheduler's keys)."""
+    given = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
+    return {k: v for k, v in flatten_hparams(c).items()
+            if k.split(".")[0] in ("model", "optimizer") or k in given or k.rsplit(".", 1)[0] in given}
+
+
 def describe(ckpt: Checkpoint) -> str:
     epoch, step = progress_of(ckpt)
     return f"epoch {epoch}" + (f" + {step} steps of epoch {epoch + 1}" if step else "")
@@ -139,43 +139,45 @@ def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts) -> tuple[TrainRe
 
     Returns the result and the checkpoint callback (which knows what it wrote).
     """
-    validate_train(cfg)
-    c: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # plain data from here on
-    be = get_backend(c["backend"]["name"], c["backend"]["device"])
+    s = validate_train(cfg)  # the schema objects: each component builds its own object
+    c: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # plain data, saved in checkpoints
+    be = get_backend(s.backend.name, s.backend.device)
     ckpt = resume_checkpoint(c, run_dir)
-    be.seed(c["seed"])
-    tr = c["trainer"]
-    ds = build.load_data(c["data"], seed=c["seed"], progress=tr["progress_bar"])
-    batch_size = c["data"]["batch_size"]
-    train_loader = build.make_loader(ds.train, batch_size, be, train=True, seed=c["seed"])
+    be.seed(s.seed)
+    tr = s.trainer
+    progress = tr.progress_bar if tr.progress_bar is not None else sys.stderr.isatty()
+    ds = build.load_data(s.data, seed=s.seed, progress=progress)
+    batch_size = s.data.batch_size
+    train_loader = build.make_loader(ds.train, batch_size, be, train=True, seed=s.seed)
     if len(train_loader) == 0:
         raise ConfigError("data.batch_size", f"{batch_size} is larger than the training set "
                                              f"({len(ds.train[1])} samples): no full batch to train on")
-    val_loader = build.make_loader(ds.val, tr["eval_batch_size"], be, train=False) if len(ds.val[1]) else None
-    test_loader = build.make_loader(ds.test, tr["eval_batch_size"], be, train=False) if len(ds.test[1]) else None
+    val_loader = build.make_loader(ds.val, tr.eval_batch_size, be, train=False) if len(ds.val[1]) else None
+    test_loader = build.make_loader(ds.test, tr.eval_batch_size, be, train=False) if len(ds.test[1]) else None
 
-    model = build.build_model(c["model"], ds.num_features, ds.num_classes, seed=c["seed"], dtype=c["dtype"]).to(be)
-    criterion = build.build_criterion(c["model"])
-    optimizer = build.build_optimizer(c["optimizer"], model.parameters())
-    scheduler = build.build_scheduler(c["scheduler"], optimizer, tr["max_epochs"])
+    input_shape = tuple(ds.train[0].shape[1:])
+    model = build.build_model(s.model, input_shape, ds.num_classes, seed=s.seed, dtype=s.dtype).to(be)
+    criterion = build.build_criterion(s.model)
+    optimizer = build.build_optimizer(s.optimizer, model.parameters())
+    scheduler = build.build_scheduler(s.scheduler, optimizer, tr.max_epochs)
 
     checkpointer = ModelCheckpoint(run_dir / "checkpoints")
-    callbacks: list[Any] = [ProgressBar(enabled=tr["progress_bar"]), checkpointer]
-    if tr["early_stopping_patience"] is not None:
-        callbacks.append(EarlyStopping(tr["early_stopping_patience"]))
-    if c["logger"]["name"] == "tensorboard":
+    callbacks: list[Any] = [ProgressBar(enabled=progress), checkpointer]
+    if tr.early_stopping_patience is not None:
+        callbacks.append(EarlyStopping(tr.early_stopping_patience))
+    if s.logger.name == "tensorboard":
         callbacks.append(TensorBoardLogger(
             run_dir / "tensorboard", config_text=OmegaConf.to_yaml(cfg, resolve=True),
-            hparams=flatten_hparams(c), histogram_every_n_epochs=tr["histogram_every_n_epochs"],
-            class_names=ds.class_names, flush_secs=c["logger"]["flush_secs"]))
+            hparams=hparams(c, HydraConfig.get().overrides.task), histogram_every_n_epochs=tr.histogram_every_n_epochs,
+            class_names=ds.class_names, flush_secs=s.logger.flush_secs))
     if os.environ.get("MLPFRAME_OPTUNA_TRIAL_ID"):  # a trial of hydra/sweeper=mlpframe_optuna: may be pruned
         from mlpframe.sweep.pruning import pruning_callback
 
         pruning = pruning_callback()
         if pruning is not None:
             callbacks.append(pruning)
-    trainer = Trainer(model, criterion, optimizer, be, scheduler=scheduler, max_epochs=tr["max_epochs"],
-                      grad_clip=tr["grad_clip"], log_every_n_steps=tr["log_every_n_steps"], seed=c["seed"],
+    trainer = Trainer(model, criterion, optimizer, be, scheduler=scheduler, max_epochs=tr.max_epochs,
+                      grad_clip=tr.grad_clip, log_every_n_steps=tr.log_every_n_steps, seed=s.seed,
                       callbacks=callbacks, config=c)
     if ckpt is not None:
         try:
@@ -198,8 +200,7 @@ def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts) -> tuple[TrainRe
     return result, checkpointer
 
 
-def summary(result: TrainResult, run_dir: Path) -> str:
-    m = result.metrics
+def summary(result: TrainResult, m: dict[str, Any], run_dir: Path) -> str:
 
     def pct(x: float) -> str:
         return f"{100 * x:.2f}%" if isinstance(x, float) and math.isfinite(x) else "n/a"
@@ -250,13 +251,12 @@ def train(cfg: DictConfig) -> float:
     metrics["message"] = result.message
     metrics["wall_time_s"] = time.time() - started  # the whole run: data, training, test
     metrics["checkpoint_failures"] = checkpointer.failures
-    result.metrics["wall_time_s"] = metrics["wall_time_s"]
     write_json_atomic(run_dir / "metrics.json", metrics)
     if result.status == "diverged":
         log.warning("the run diverged: %s", result.message)
     if checkpointer.failures:
         log.warning("%d checkpoint write(s) failed; see the warnings above", checkpointer.failures)
-    log.info(summary(result, run_dir))
+    log.info(summary(result, metrics, run_dir))
     if result.status == "interrupted":
         print(f"{result.message}: {resume_hint(run_dir, hc)}", file=sys.stderr, flush=True)
         interrupts.pass_on()

@@ -42,9 +42,9 @@ from mlpframe.data.dataset import (
     save_splits,
     split_indices,
 )
+from mlpframe.atomic import atomic_open
 from mlpframe.data.download import (
     Checksums,
-    atomic_open,
     download_url,
     file_digests,
     remove_tree,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpframe.data.download import atomic_open
+from mlpframe.atomic import atomic_open
 from mlpframe.data.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
-"""Checksums, streamed downloads, atomic writes and safe archive extraction.
+"""Checksums, streamed downloads and safe archive extraction.
 
-Every file that ends up under its final name got there by ``os.replace`` from a
-temporary file in the same folder, after it was complete (and, for downloads,
+Every file that ends up under its final name got there through
+:func:`mlpframe.atomic.atomic_open`, after it was complete (and, for downloads,
 after its checksum matched). An interrupted download or a crash mid-write leaves
 at most a hidden ``.*.part`` file behind, never a truncated file under the real
 name.
@@ -9,7 +9,6 @@ name.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import http.client
@@ -17,14 +16,12 @@ import logging
 import os
 import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
+from mlpframe.atomic import atomic_open
 from mlpframe.data.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -93,33 +90,6 @@ def verify_file(path: Path, expected: Checksums, what: str) -> dict[str, str]:
     return digests
 
 
-# -------------------------------------------------------------- atomic writes
-@contextlib.contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """A temporary path next to ``final`` that replaces it when the block succeeds.
-
-    On an exception the temporary file is removed and ``final`` is left as it was.
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, final)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_open(final: Path, mode: str = "wb") -> Iterator[IO]:
-    """``open()`` for writing that only ever shows ``final`` complete."""
-    with atomic_path(final) as tmp, open(tmp, mode) as f:
-        yield f
-        f.flush()
-        os.fsync(f.fileno())
-
-
 # ------------------------------------------------------------------ downloads
 def download_url(
     url: str,
@@ -150,9 +120,9 @@ def download_url(
     except OSError as exc:
         raise DataError(f"{what}: cannot write to {dest.parent} ({exc.strerror or exc}); choose a writable root"
                         ) from None
-    with atomic_path(dest) as tmp:
+    with atomic_open(dest, suffix=".part") as f:
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
                 total = response.headers.get("Content-Length")
                 total = int(total) if total and total.isdigit() else None
                 done = 0

@@ -32,7 +32,7 @@ from mlpframe.data.dataset import (
     split_indices,
     standardizer,
 )
-from mlpframe.data.download import atomic_open
+from mlpframe.atomic import atomic_open
 from mlpframe.data.errors import DataError
 
 log = logging.getLogger(__name__)

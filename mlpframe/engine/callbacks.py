@@ -12,43 +12,12 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
+from mlpframe.engine.callback import Callback, Run
 from mlpframe.engine.checkpoint import NonFiniteError, save_checkpoint, temp_files
 
-if TYPE_CHECKING:
-    from mlpframe.engine.trainer import Trainer, TrainResult
-
 log = logging.getLogger("mlpframe")
-
-
-class Callback:
-    """Base class; every hook is a no-op. ``state_dict``/``load_state_dict`` survive resumes."""
-
-    name = "callback"
-
-    def on_fit_start(self, trainer: Trainer) -> None: ...
-
-    def on_epoch_start(self, trainer: Trainer, epoch: int, num_batches: int) -> None: ...
-
-    def on_train_sync(self, trainer: Trainer, metrics: dict[str, float], steps: int) -> None:
-        """After a host sync inside an epoch: ``metrics`` hold ``train/loss``, ``train/acc`` of
-        the ``steps`` steps since the previous sync."""
-
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None: ...
-
-    def on_interrupt(self, trainer: Trainer) -> None:
-        """The run was interrupted mid-epoch; ``trainer.checkpoint_state()`` can resume from here."""
-
-    def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None: ...
-
-    def teardown(self, trainer: Trainer) -> None:
-        """Always called last, also after an exception: close files here."""
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 # ------------------------------------------------------------------ progress
@@ -70,7 +39,7 @@ class ProgressBar(Callback):
         self.print_fn = print_fn or log.info
         self._bar = None
 
-    def on_epoch_start(self, trainer: Trainer, epoch: int, num_batches: int) -> None:
+    def on_epoch_start(self, trainer: Run, epoch: int, num_batches: int) -> None:
         if not self.enabled:
             return
         from tqdm.auto import tqdm
@@ -78,7 +47,7 @@ class ProgressBar(Callback):
         self._bar = tqdm(total=num_batches, initial=trainer.state.step_in_epoch, leave=False, file=sys.stderr,
                          desc=f"epoch {epoch + 1}/{trainer.max_epochs}", dynamic_ncols=True, unit="step")
 
-    def on_train_sync(self, trainer: Trainer, metrics: dict[str, float], steps: int) -> None:
+    def on_train_sync(self, trainer: Run, metrics: dict[str, float], steps: int) -> None:
         if self._bar is not None:
             self._bar.update(steps)
             self._bar.set_postfix(loss=f"{metrics['train/loss']:.4f}", acc=_pct(metrics["train/acc"]).strip(),
@@ -89,7 +58,7 @@ class ProgressBar(Callback):
             self._bar.close()
             self._bar = None
 
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: Run, metrics: dict[str, Any]) -> None:
         self._close()
         self.print_fn(
             f"epoch {metrics['epoch']:>3}/{trainer.max_epochs}  "
@@ -99,7 +68,7 @@ class ProgressBar(Callback):
             f"{metrics['throughput/samples_per_s']:,.0f} samples/s  {metrics['epoch_time_s']:.2f}s"
         )
 
-    def teardown(self, trainer: Trainer) -> None:
+    def teardown(self, trainer: Run) -> None:
         self._close()
 
 
@@ -128,7 +97,7 @@ class ModelCheckpoint(Callback):
         self.best_path: Path | None = None
         self.failures = 0
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: Run) -> None:
         for tmp in temp_files(self.dirpath):
             try:
                 tmp.unlink()
@@ -148,7 +117,7 @@ class ModelCheckpoint(Callback):
         setattr(self, f"{kind}_path", path)
         return True
 
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: Run, metrics: dict[str, Any]) -> None:
         want_best = self.save_best and metrics.get("improved", False)
         if not (self.save_last or want_best):
             return
@@ -162,7 +131,7 @@ class ModelCheckpoint(Callback):
                 trainer.stop("diverged", f"{exc}; keeping the previous checkpoint")
                 return
 
-    def on_interrupt(self, trainer: Trainer) -> None:
+    def on_interrupt(self, trainer: Run) -> None:
         if not self.save_last:
             return
         try:
@@ -184,7 +153,7 @@ class EarlyStopping(Callback):
         self.best = -math.inf
         self.bad_epochs = 0
 
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: Run, metrics: dict[str, Any]) -> None:
         acc = metrics.get("val/acc")
         if acc is None or not math.isfinite(acc):
             return

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mlpframe.atomic import atomic_open
 
 FORMAT = "mlpframe.checkpoint"
 VERSION = 1
@@ -133,22 +134,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], *, allow_non
     meta = {"format": FORMAT, "version": VERSION, "state": skeleton}
     blob = json.dumps(meta, allow_nan=True).encode("utf-8")
     arrays[META_KEY] = np.frombuffer(blob, dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        _test_pause()
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+    with atomic_open(path, before_rename=_test_pause) as f:
+        np.savez(f, **arrays)
     return path
 
 
@@ -162,20 +149,6 @@ def temp_files(folder: str | os.PathLike) -> list[Path]:
     """Temporary files :func:`save_checkpoint` leaves in ``folder`` when its process is killed mid-write."""
     folder = Path(folder)
     return sorted(folder.glob(".*.npz.*.tmp")) if folder.is_dir() else []
-
-
-def _fsync_dir(folder: Path) -> None:
-    # makes the rename itself durable; not possible on every platform
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------- load

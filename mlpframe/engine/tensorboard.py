@@ -8,14 +8,13 @@ row per run of a sweep, with the run's scalars (``val/acc_best``, ``test/acc``, 
 as its metrics.
 
 A resumed run writes into the same folder, and its curves end up exactly those of
-an uninterrupted run. The writer queues events and flushes them every
-``flush_secs``, so a process that was killed (SIGKILL, out of memory, a dead node)
-loses the points it had not flushed, some of them older than its last checkpoint.
-The logger therefore keeps every scalar it logged in its checkpointed state; on
-resume it reads which of them are on disk (and not hidden by an earlier resume),
-hides everything from the first one missing on (``purge_step``; TensorBoard drops
-older events at or after that step) and writes the rest again with their original
-wall times. Histograms are not kept: those of the hidden stretch are gone.
+an uninterrupted run: the writer is flushed at every epoch end and at an interrupt,
+before the checkpoint callback (which runs last) writes, so every point up to a
+checkpoint's step is on disk when the checkpoint is; the resumed writer hides what
+came after that step (``purge_step``; TensorBoard drops older events at or after
+it). The logger therefore keeps no state in the checkpoint, whose size stays
+bounded however long the run. Resuming from another run's checkpoint into a new
+folder starts the curves at the checkpoint's step.
 """
 
 from __future__ import annotations
@@ -27,19 +26,16 @@ import struct
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from mlpframe.engine.callbacks import Callback
-
-if TYPE_CHECKING:
-    from mlpframe.engine.trainer import Trainer, TrainResult
+from mlpframe.engine.callback import Callback, Run, TrainResult
 
 log = logging.getLogger("mlpframe")
 
-HPARAM_METRICS = ("val/acc_best", "test/acc")
-EPOCH_SCALARS = ("val/loss", "val/acc", "val/acc_best", "lr", "throughput/samples_per_s")
+HPARAM_METRICS = ("val/acc_best", "test/acc", "val/loss_best")
+EPOCH_SCALARS = ("val/loss", "val/acc", "val/acc_best", "val/loss_best", "lr", "throughput/samples_per_s")
 HEADER_TAGS = ("config/text_summary", "_hparams_/session_start_info")  # written once, at step 0
 
 
@@ -165,40 +161,19 @@ class TensorBoardLogger(Callback):
         self.class_names = class_names
         self.flush_secs = flush_secs
         self.writer = None
-        # every scalar logged so far, {tag: [(step, value, wall_time), ...]}: checkpointed, replayed on resume
-        self.scalars: dict[str, list[tuple[int, float, float]]] = {}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"scalars": {tag: {"step": np.array([p[0] for p in pts], dtype=np.int64),
-                                  "value": np.array([p[1] for p in pts], dtype=np.float64),
-                                  "wall_time": np.array([p[2] for p in pts], dtype=np.float64)}
-                            for tag, pts in self.scalars.items()}}
+    def _scalar(self, tag: str, value: float, step: int) -> None:
+        self.writer.add_scalar(tag, value, step)
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.scalars = {
-            tag: list(zip(map(int, d["step"]), map(float, d["value"]), map(float, d["wall_time"]), strict=True))
-            for tag, d in (state.get("scalars") or {}).items()
-        }
-
-    def _scalar(self, tag: str, value: float, step: int, wall_time: float | None = None) -> None:
-        wall_time = time.time() if wall_time is None else wall_time
-        self.writer.add_scalar(tag, value, step, walltime=wall_time)
-        self.scalars.setdefault(tag, []).append((step, float(value), wall_time))
-
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: Run) -> None:
         from tensorboardX import SummaryWriter
         from tensorboardX.summary import hparams as hparams_summaries
 
         step = trainer.state.global_step
         on_disk = visible_points(self.log_dir) if self.log_dir.is_dir() else set()
-        # keep the points before the checkpoint that made it to disk; from the first one that did
-        # not (or from the step after the checkpoint) hide the older files and write again
-        kept = {(tag, s) for tag, pts in self.scalars.items() for s, _, _ in pts if s <= step}
-        missing = [s for tag, s in kept if (tag, s) not in on_disk]
-        if step == 0:  # a fresh start; over the files of an attempt that never checkpointed, hide them all
-            purge = 0 if on_disk else None
-        else:
-            purge = min(missing, default=step + 1)
+        # a fresh start over the files of an attempt that never checkpointed hides them all; a resume
+        # hides what the earlier attempt logged after its checkpoint (all before it was flushed)
+        purge = (0 if on_disk else None) if step == 0 else step + 1
         # event files are named by the second; a writer opened in the same second as an earlier one
         # would reuse its name and truncate it, so add the sub-second part (keeps name order = time order)
         suffix = f".{time.time_ns() % 1_000_000_000:09d}.{os.getpid()}"
@@ -215,39 +190,34 @@ class TensorBoardLogger(Callback):
                 _, session_start, session_end = hparams_summaries(self.hparams, {m: 0.0 for m in HPARAM_METRICS})
                 self.writer.file_writer.add_summary(session_start)
                 self.writer.file_writer.add_summary(session_end)
-        saved, self.scalars = self.scalars, {}
-        replay = sorted(((pt, tag) for tag, pts in saved.items() for pt in pts if pt[0] <= step),
-                        key=lambda item: (item[0][2], item[0][0]))
-        for (s, value, wall_time), tag in replay:
-            if purge is not None and s >= purge:
-                self._scalar(tag, value, s, wall_time)
-            else:
-                self.scalars.setdefault(tag, []).append((s, value, wall_time))
 
-    def on_train_sync(self, trainer: Trainer, metrics: dict[str, float], steps: int) -> None:
+    def on_train_sync(self, trainer: Run, metrics: dict[str, float], steps: int) -> None:
         step = trainer.state.global_step
         for tag in ("train/loss", "train/acc"):
             self._scalar(tag, metrics[tag], step)
 
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: Run, metrics: dict[str, Any]) -> None:
         step = trainer.state.global_step
         for tag in EPOCH_SCALARS:
             value = metrics.get(tag)
             if value is not None and math.isfinite(value):
                 self._scalar(tag, value, step)
-        self._scalar("epoch", metrics["epoch"], step)
         every = self.histogram_every_n_epochs
         if every and metrics["epoch"] % every == 0:
             self._histograms(trainer, step)
+        self.writer.flush()  # before the checkpoint of this epoch is written (see the module's docstring)
 
-    def _histograms(self, trainer: Trainer, step: int) -> None:
+    def on_interrupt(self, trainer: Run) -> None:
+        self.writer.flush()
+
+    def _histograms(self, trainer: Run, step: int) -> None:
         be = trainer.backend
         for name, p in trainer.model.named_parameters():
             self.writer.add_histogram(f"weights/{name}", be.to_numpy(p.data), step)
             if p.grad is not None:
                 self.writer.add_histogram(f"grads/{name}", be.to_numpy(p.grad), step)
 
-    def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None:
+    def on_fit_end(self, trainer: Run, result: TrainResult) -> None:
         step = trainer.state.global_step
         for tag in ("test/acc", "test/loss"):
             value = result.metrics.get(tag)
@@ -262,7 +232,7 @@ class TensorBoardLogger(Callback):
                 self.writer.add_image("test/confusion_matrix", image, step, dataformats="HWC")
         self.writer.flush()
 
-    def teardown(self, trainer: Trainer) -> None:
+    def teardown(self, trainer: Run) -> None:
         if self.writer is not None:
             self.writer.close()
             self.writer = None

@@ -29,41 +29,20 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
 from mlpframe.backend import Backend
-from mlpframe.engine.callbacks import Callback
+from mlpframe.engine.callback import STATUSES, Callback, TrainResult
 from mlpframe.engine.checkpoint import Checkpoint
 from mlpframe.engine.metrics import Accumulator, epoch_seed, evaluate, finite_check
 from mlpframe.engine.state import TrainState
 
 log = logging.getLogger("mlpframe")
 
-STATUSES = ("completed", "diverged", "interrupted")
 DIVERGED_HINT = "lower optimizer.lr or set trainer.grad_clip"
-
-
-@dataclass
-class TrainResult:
-    """What :meth:`Trainer.fit` returns.
-
-    Attributes:
-        status: ``"completed"``, ``"diverged"`` or ``"interrupted"``.
-        metrics: host floats: ``val/acc_best``, ``test/acc``, ``test/loss``, ``epochs``,
-            ``wall_time_s``, ``samples_per_s``, the last epoch's train/val metrics, ….
-        history: one dict of metrics per completed epoch.
-        confusion: the test set's confusion matrix (true x predicted), if tested.
-        message: why the run stopped early, if it did.
-    """
-
-    status: str
-    metrics: dict[str, Any]
-    history: list[dict[str, float]]
-    confusion: np.ndarray | None = None
-    message: str = ""
 
 
 class Trainer:
@@ -97,8 +76,7 @@ class Trainer:
         self.scheduler = scheduler
         self.max_epochs, self.grad_clip, self.log_every_n_steps = max_epochs, grad_clip, log_every_n_steps
         self.seed = int(seed)
-        # checkpoints go last so they save the other callbacks' state after this epoch's update
-        self.callbacks = sorted(callbacks, key=lambda cb: getattr(cb, "order", 0))
+        self.callbacks = sorted(callbacks, key=lambda cb: cb.order)  # stable: ties keep their order
         self.config = config or {}
         self.state = TrainState()
         self.best_state: dict[str, np.ndarray] | None = None
@@ -110,9 +88,11 @@ class Trainer:
 
     # ----------------------------------------------------------------- control
     def stop(self, status: str, message: str = "") -> None:
-        """Finish after the current epoch's bookkeeping (``status`` ``"completed"`` or ``"diverged"``)."""
-        if status not in STATUSES:
-            raise ValueError(f"status: expected one of {STATUSES}, got {status!r}")
+        """Finish after the current epoch's bookkeeping with ``status`` (``completed``, ``diverged``
+        or ``pruned``); this and :meth:`request_interrupt` are the only ways a run's status is set,
+        and ``diverged`` overrides an earlier request."""
+        if status not in STATUSES or status == "interrupted":
+            raise ValueError(f"status: expected completed, diverged or pruned, got {status!r}")
         if self._stop is None or status == "diverged":
             self._stop = (status, message)
 
@@ -275,6 +255,7 @@ class Trainer:
             self.state.best_epoch = epoch + 1
             self.best_state = self.model.state_dict()
         metrics["val/acc_best"] = self.state.best_val_acc
+        metrics["val/loss_best"] = self.state.best_val_loss
         metrics["improved"] = improved
         self.state.epoch = epoch + 1
         if self.scheduler is not None:

@@ -62,4 +62,7 @@ def build_scheduler(name: str, optimizer: Optimizer, warmup_epochs: int = 0,
     scheduler = cls(optimizer, **kwargs)
     if warmup_epochs == 0:
         return scheduler
-    return LinearWarmup(optimizer, warmup_epochs, start_factor=warmup_start_factor, after=scheduler)
+    try:
+        return LinearWarmup(optimizer, warmup_epochs, start_factor=warmup_start_factor, after=scheduler)
+    except ValueError as exc:  # named as the caller named it
+        raise ValueError(f"warmup_{exc}" if str(exc).startswith("start_factor") else str(exc)) from None

@@ -123,7 +123,7 @@ class StepLR(LRScheduler):
     @staticmethod
     def _check(step_size: Any, gamma: Any) -> tuple[int, float]:
         step_size = _check_int("step_size", step_size, 1)
-        check_number("gamma", gamma)
+        check_number("gamma", gamma, low_open=True)
         return step_size, float(gamma)
 
     def lr_at(self, base_lr: float, epoch: int) -> float:
@@ -193,7 +193,7 @@ class LinearWarmup(LRScheduler):
     @staticmethod
     def _check(warmup_epochs: Any, start_factor: Any) -> tuple[int, float]:
         warmup_epochs = _check_int("warmup_epochs", warmup_epochs, 1)
-        check_number("start_factor", start_factor, high=1.0)
+        check_number("start_factor", start_factor, high=1.0, low_open=True)
         return warmup_epochs, float(start_factor)
 
     def lr_at(self, base_lr: float, epoch: int) -> float:

@@ -191,14 +191,18 @@ class Optimizer:
 
 
 # --------------------------------------------------------------------- helpers
-def check_number(name: str, value: Any, low: float = 0.0, high: float = math.inf,
-                 high_open: bool = False) -> None:
-    """``ValueError`` naming ``name`` unless ``low <= value <= high`` (``< high`` if ``high_open``)."""
+def check_number(name: str, value: Any, low: float = 0.0, high: float = math.inf, *,
+                 low_open: bool = False, high_open: bool = False) -> None:
+    """``ValueError`` naming ``name`` unless ``low <= value <= high`` (``<`` where that end is open).
+
+    The one statement of each hyperparameter's range: the config schemas of
+    :mod:`mlpframe.cli.config` check a value by building the object, so they ask these.
+    """
     if not _is_real(value) or isinstance(value, bool):
         raise ValueError(f"{name}: expected a number, got {value!r}")
-    ok = low <= value < high if high_open else low <= value <= high
+    ok = (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
     if not ok or not math.isfinite(value):
-        bound = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
+        bound = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
         raise ValueError(f"{name}: must be a finite number in {bound}, got {value!r}")
 
 

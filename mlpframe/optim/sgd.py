@@ -48,8 +48,8 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _check(self, group: ParamGroup) -> None:
-        check_number("lr", group["lr"])
-        check_number("momentum", group["momentum"])
+        check_number("lr", group["lr"], low_open=True)
+        check_number("momentum", group["momentum"], high=1.0, high_open=True)  # 1 and above never decays
         check_number("dampening", group["dampening"], high=1.0)
         check_number("weight_decay", group["weight_decay"])
         if not isinstance(group["nesterov"], bool):

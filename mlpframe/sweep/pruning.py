@@ -19,17 +19,12 @@ import logging
 import math
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mlpframe.engine.callbacks import Callback
+from mlpframe.engine.callback import Callback, Run
 from mlpframe.sweep import study as S
 
-if TYPE_CHECKING:
-    from mlpframe.engine.trainer import Trainer, TrainResult
-
 log = logging.getLogger("mlpframe")
-
-PRUNED = "pruned"
 
 
 class OptunaPruning(Callback):
@@ -42,31 +37,23 @@ class OptunaPruning(Callback):
     """
 
     name = "optuna_pruning"
-    order = -100  # first at fit end: the status it sets is what the others see
 
     def __init__(self, trial: Any, metric: str = "val/acc") -> None:
         self.trial = trial
         self.metric = metric
-        self.pruned_at: int | None = None
 
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: Run, metrics: dict[str, Any]) -> None:
         value = metrics.get(self.metric)
         if value is None or not math.isfinite(value):
             return
         epoch = int(metrics["epoch"])
         self.trial.report(float(value), step=epoch)
         # after the last epoch there is nothing left to save: the run completes
-        if epoch < getattr(trainer, "max_epochs", epoch + 1) and self.trial.should_prune():
-            self.pruned_at = epoch
+        if epoch < trainer.max_epochs and self.trial.should_prune():
             self.trial.set_user_attr(S.ATTR_PRUNED, True)
             pruner = type(self.trial.study.pruner).__name__
-            trainer.stop("completed", f"pruned by Optuna's {pruner} after epoch {epoch}: {self.metric} "
-                                      f"{value:.4f} is worse than earlier trials at this epoch")
-
-    def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None:
-        if self.pruned_at is not None and result.status == "completed":
-            result.status = PRUNED
-            result.metrics["status"] = PRUNED
+            trainer.stop("pruned", f"pruned by Optuna's {pruner} after epoch {epoch}: {self.metric} "
+                                   f"{value:.4f} is worse than earlier trials at this epoch")
 
 
 def pruning_callback(environ: Mapping[str, str] | None = None) -> OptunaPruning | None:

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mlpframe.cli.common import config_dir, format_hydra_error
-from mlpframe.config import ConfigError, hidden_sizes, validate_train
+from mlpframe.cli.config import ConfigError, hidden_sizes, validate_train
 
 
 def make(*overrides: str, name: str = "train"):

@@ -7,7 +7,8 @@ import hashlib
 import pytest
 
 from mlpframe.data import DataError
-from mlpframe.data.download import Checksums, atomic_open, download_url, file_digests, verify_file
+from mlpframe.atomic import atomic_open
+from mlpframe.data.download import Checksums, download_url, file_digests, verify_file
 
 
 def test_checksums_validate_and_compare(tmp_path):

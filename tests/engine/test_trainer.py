@@ -150,6 +150,26 @@ def test_early_stopping(spirals):
     assert result.metrics["epochs"] == 3  # best at epoch 1, then two epochs without improvement
 
 
+def test_the_trainer_alone_sets_the_status_and_diverged_wins(spirals):
+    class Prune(Callback):
+        def on_epoch_end(self, trainer, metrics):
+            trainer.stop("pruned", "pruned after epoch 1")
+
+    class Diverge(Callback):
+        order = 10
+        def on_epoch_end(self, trainer, metrics):
+            trainer.stop("diverged", "weights became nan")
+
+    trainer, loaders = make(spirals, max_epochs=5, callbacks=[Prune()])
+    result = trainer.fit(*loaders)
+    assert result.status == result.metrics["status"] == "pruned" and result.message == "pruned after epoch 1"
+    assert result.metrics["epochs"] == 1 and math.isfinite(result.metrics["test/acc"])  # a pruned run is tested
+    trainer, loaders = make(spirals, max_epochs=5, callbacks=[Diverge(), Prune()])
+    assert trainer.fit(*loaders).status == "diverged"
+    with pytest.raises(ValueError, match="status"):
+        trainer.stop("interrupted")
+
+
 def test_interrupt_finishes_the_step_and_does_not_count_the_partial_epoch(spirals):
     class InterruptInSecondEpoch(Callback):
         def on_train_sync(self, trainer, metrics, steps):

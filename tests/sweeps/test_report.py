@@ -1,4 +1,4 @@
-"""``mlpframe.report`` on hand-made sweep dirs: ranking, axes, bad runs, files, one-line errors."""
+"""``mlpframe.sweep.report`` on hand-made sweep dirs: ranking, axes, bad runs, files, one-line errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from mlpframe.cli.report import run as report_main
-from mlpframe.report import NO_METRICS, ReportError, collect, write_report
+from mlpframe.sweep.report import NO_METRICS, ReportError, collect, write_report
 
 
 def make_run(sweep, name, overrides, metrics=None, raw_metrics=None):
@@ -136,3 +136,13 @@ def test_a_single_run_dir_reports_its_overrides(tmp_path):
     run = make_run(tmp_path, "run", ["optimizer.lr=0.1"], ok(0.5))
     report = collect(run)
     assert len(report.runs) == 1 and report.axes == ["optimizer.lr"]
+
+
+def test_log_spaced_hyperparameters_get_a_log_axis():
+    from mlpframe.sweep.plot import log_axis
+
+    assert log_axis("optimizer.lr", [0.01, 0.05, 0.2])  # a factor of 20 only, but lr is log-spaced
+    assert log_axis("optimizer.weight_decay", [1e-4, 1e-3])
+    assert not log_axis("model.width", [32, 64, 128])
+    assert log_axis("model.width", [8, 1024])
+    assert not log_axis("optimizer.lr", [0.0, 0.1])  # zero has no place on a log axis

@@ -73,10 +73,12 @@ def test_tensorboard_lists_every_run_with_one_hparams_row_each(grid_sweep, tenso
 
     experiment = post(tensorboard, "/data/plugin/hparams/experiment", {"experimentName": ""})
     hparams = {h["name"]: h for h in experiment["hparamInfos"]}
-    assert {"optimizer.lr", "model.hidden", "seed"} <= set(hparams)
+    # the model and optimizer keys and those set on the command line; not every leaf of the config
+    assert {"optimizer.lr", "optimizer.momentum", "model.hidden", "data.n_samples"} <= set(hparams)
+    assert not {"seed", "trainer.log_every_n_steps", "data.root"} & set(hparams)
     # the swept keys are the ones TensorBoard marks as differing (it sorts them first)
     assert hparams["optimizer.lr"].get("differs") and hparams["model.hidden"].get("differs")
-    assert not hparams["seed"].get("differs")
+    assert not hparams["data.n_samples"].get("differs")
     assert {"val/acc_best", "test/acc"} <= {m["name"]["tag"] for m in experiment["metricInfos"]}
 
     groups = post(tensorboard, "/data/plugin/hparams/session_groups", SESSION_GROUPS)["sessionGroups"]

@@ -18,13 +18,14 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from mlpframe.atomic import write_atomic
 
 DEFAULT_OBJECTIVE = "val/acc_best"
 METRIC_COLUMNS = ("val/acc_best", "test/acc", "epochs", "wall_time_s", "status")
@@ -225,19 +226,6 @@ def format_csv(report: Report) -> str:
     return buf.getvalue()
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Temp file in the same folder, then rename: a reader never sees half a file."""
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(report: Report, plot: bool = True) -> dict[str, Path]:
     """``report.md``, ``report.csv`` and (with ``plot``) ``report.png`` in the sweep dir."""
     header, table = rows(report)
@@ -247,6 +235,11 @@ def write_report(report: Report, plot: bool = True) -> dict[str, Path]:
     if plot and report.axes:
         from mlpframe.sweep.plot import plot_objective
 
+        best = report.best()
+        png = plot_objective({k: [run.overrides.get(k, "") for run in report.runs] for k in report.axes},
+                             [run.value(report.objective) for run in report.runs],
+                             [run.status for run in report.runs],
+                             None if best is None else report.runs.index(best), report.objective)
         paths["png"] = report.sweep_dir / "report.png"
-        write_atomic(paths["png"], plot_objective(report))
+        write_atomic(paths["png"], png)
     return paths
