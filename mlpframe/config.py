@@ -149,6 +149,13 @@ class LoggerConfig:
     flush_secs: int = 30
 
 
+# --- distributed (data parallel across processes) ---
+@dataclass
+class DistributedConfig:
+    name: str = "none"  # none | mpi
+    gpu_reduce: str = "nccl"  # backend=cupy under mpi: nccl | mpi
+
+
 @dataclass
 class TrainConfig:
     backend: BackendConfig = MISSING
@@ -158,6 +165,7 @@ class TrainConfig:
     scheduler: SchedulerConfig = MISSING
     trainer: TrainerConfig = MISSING
     logger: LoggerConfig = MISSING
+    distributed: DistributedConfig = MISSING
     seed: int = 42
     ckpt_path: Optional[str] = None  # resume from this checkpoint
     optimized_metric: str = "val/acc_best"  # what `train` returns to a sweeper
@@ -189,6 +197,7 @@ _GROUPS = {
                   "base_cosine": CosineSchedulerConfig},
     "trainer": {"base_trainer": TrainerConfig},
     "logger": {"base_logger": LoggerConfig},
+    "distributed": {"base_distributed": DistributedConfig},
 }
 
 
@@ -371,3 +380,6 @@ def validate_train(cfg: DictConfig | Mapping[str, Any]) -> None:
 
     _choice(c["logger"]["name"], "logger.name", ("tensorboard", "none"))
     _positive_int(c["logger"]["flush_secs"], "logger.flush_secs")
+    # --- distributed ---
+    _choice(c["distributed"]["name"], "distributed.name", ("none", "mpi"))
+    _choice(c["distributed"]["gpu_reduce"], "distributed.gpu_reduce", ("nccl", "mpi"))
