@@ -152,8 +152,8 @@ class MPICommunicator(Communicator):
 class NCCLCommunicator(MPICommunicator):
     """CuPy arrays summed on the GPUs by NCCL; host collectives over MPI.
 
-    Each rank must already use its own device (``cupy.cuda.Device(local_rank).use()``):
-    NCCL refuses two ranks on one GPU. The NCCL communicator is built once, from
+    Each rank takes its own device (``device``, by default its local rank): NCCL
+    refuses two ranks on one GPU. The NCCL communicator is built once, from
     a unique id that rank 0 creates and broadcasts over MPI.
     """
 
@@ -162,12 +162,14 @@ class NCCLCommunicator(MPICommunicator):
     _DTYPES = {"float32": "NCCL_FLOAT32", "float64": "NCCL_FLOAT64", "float16": "NCCL_FLOAT16",
                "int32": "NCCL_INT32", "int64": "NCCL_INT64"}
 
-    def __init__(self, comm: Any = None) -> None:
+    def __init__(self, comm: Any = None, device: int | None = None) -> None:
         super().__init__(comm)
         import cupy
         from cupy.cuda import nccl
 
         self.cupy, self.nccl = cupy, nccl
+        # NCCL binds the communicator to the current device: this rank's (default: its local rank)
+        cupy.cuda.Device(self.local_rank if device is None else device).use()
         uid = nccl.get_unique_id() if self.rank == 0 else None
         uid = self.comm.bcast(uid, root=0)
         self.nccl_comm = nccl.NcclCommunicator(self.size, uid, self.rank)

@@ -91,7 +91,7 @@ def setup(distributed: dict[str, Any], backend: dict[str, Any], *, multirun: boo
     if backend["name"] == "cupy" and distributed.get("gpu_reduce", "nccl") == "nccl" and world.size > 1:
         from mlpframe.distributed.comm import NCCLCommunicator
 
-        comm = NCCLCommunicator(world.comm)  # the backend already took this rank's device
+        comm = NCCLCommunicator(world.comm, device_for_rank(backend, distributed))
     return DataParallel(comm)
 
 
