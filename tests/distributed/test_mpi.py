@@ -180,3 +180,17 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stdout + resumed.stderr
     assert read_json(run / "metrics.json")["status"] == "completed"
+
+
+def test_a_raising_rank_ends_the_job(tmp_path):
+    # what `train` does once MPI runs: an uncaught exception on one rank while the other waits in a collective
+    code = ("from mlpframe.distributed.world import mpi_world\n"
+            "comm = mpi_world()\n"
+            "if comm.rank == 1:\n"
+            "    raise RuntimeError('boom on rank 1')\n"
+            "comm.barrier()\n")
+    t0 = time.monotonic()
+    proc = mpiexec(2, "-c", code, cwd=tmp_path, timeout=60)
+    assert time.monotonic() - t0 < 30
+    assert proc.returncode != 0
+    assert "boom on rank 1" in proc.stderr
