@@ -78,9 +78,16 @@ def one_line(text: str) -> str:
 
 
 def fail(message: str) -> NoReturn:
-    """Print ``error: <message>`` as one line on stderr and exit with status 2."""
+    """Print ``error: <message>`` as one line on stderr and exit with status 2.
+
+    Under ``mpiexec``/``srun`` only rank 0 prints.
+    """
+    from mlpframe.distributed.world import guard_exit, is_quiet_rank
+
     sys.stdout.flush()
-    print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
+    if not is_quiet_rank():  # across processes every rank fails alike: rank 0 says it once
+        print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
+    guard_exit(EXIT_USAGE)
     sys.exit(EXIT_USAGE)
 
 
