@@ -66,6 +66,14 @@ def test_layer_checks_under_mpi(n, tmp_path):
     assert proc.stdout.count("ok") == n, proc.stdout  # every rank finished its checks
 
 
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_mnist1d_cnn_on_n_processes_is_the_single_process_model(n):
+    # the paper's CNN, with and without BatchNorm on (N, C, L), two epochs of Adam in float64 (mpi_checks.main_cnn)
+    proc = mpiexec(n, "-m", "tests.distributed.mpi_checks", "cnn", cwd=REPO, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert proc.stdout.count("ok") == n, proc.stdout
+
+
 @pytest.fixture(scope="module")
 def single(tmp_path_factory):
     run = tmp_path_factory.mktemp("single") / "run"
@@ -112,8 +120,6 @@ def test_a_user_error_is_printed_once(tmp_path):
     proc = mpiexec(2, "-m", "mlpframe", "train", *RUN, "distributed=mpi", "optimizer.lr=-1", cwd=tmp_path,
                    timeout=120)
     assert_one_line_error(proc, "optimizer.lr")
-
-
 
 
 def _start_long_run(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
