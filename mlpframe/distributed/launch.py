@@ -89,6 +89,9 @@ def setup(distributed: Any, backend: Any, *, multirun: bool) -> DataParallel | N
         raise UserError("distributed=mpi trains one run across processes; it does not run sweeps (-m): "
                         "sweep with Hydra's launchers and one process per job")
     world = _mpi_world()
+    if world.size != size:  # e.g. srun without an MPI plugin: every task starts an MPI of its own
+        raise UserError(f"the launcher started {size} processes but MPI joined {world.size} of them: under "
+                        "Slurm start the tasks with srun --mpi=pmi2 (MPICH), or use mpiexec")
     limit_blas_threads(world)
     comm = world
     if backend.name == "cupy" and distributed.gpu_reduce == "nccl" and world.size > 1:
