@@ -19,7 +19,15 @@ from mlpframe import get_backend, nn, optim
 from mlpframe.distributed.comm import MPICommunicator, SingleProcess
 from mlpframe.distributed.parallel import DataParallel
 
-MODELS = {"wide_mlp": dict(in_features=3072, hidden=[1024, 1024], out_features=10)}
+# name -> (builder, one example's shape); the classes are 10 for both
+MODELS = {
+    # the wide MLP of experiments/throughput: a 4.2 M-parameter gradient, large enough for the reduction to show
+    "wide_mlp": (lambda rng: nn.MLP(3072, hidden=[1024, 1024], out_features=10, activation="relu", rng=rng,
+                                    dtype="float32"), (3072,)),
+    # the MNIST-1D paper's CNN (FACTS.md): 5.8 k parameters, the step is all convolution
+    "mnist1d_cnn": (lambda rng: nn.CNN((1, 40), [25, 25, 25], out_features=10, kernel_size=[5, 3, 3], stride=2,
+                                       padding=1, activation="relu", rng=rng, dtype="float32"), (1, 40)),
+}
 
 
 def main() -> None:
@@ -33,9 +41,8 @@ def main() -> None:
     args = ap.parse_args()
     comm = MPICommunicator() if args.mpi or args.comm_only else SingleProcess()
     be = get_backend("numpy")
-    spec = MODELS[args.model]
-    model = nn.MLP(spec["in_features"], hidden=spec["hidden"], out_features=spec["out_features"], activation="relu",
-                   rng=np.random.default_rng(0), dtype="float32")
+    build, example_shape = MODELS[args.model]
+    model = build(np.random.default_rng(0))
     n_params = sum(p.data.size for p in model.parameters())
     if args.comm_only:
         buf = np.ones(n_params, dtype=np.float32)
@@ -54,8 +61,8 @@ def main() -> None:
     crit = dp.wrap_loss(nn.CrossEntropyLoss())
     opt = optim.SGD(model.parameters(), lr=0.01)
     rng = np.random.default_rng(1)
-    X = rng.normal(size=(args.batch, spec["in_features"])).astype(np.float32)
-    y = rng.integers(0, spec["out_features"], size=args.batch)
+    X = rng.normal(size=(args.batch, *example_shape)).astype(np.float32)
+    y = rng.integers(0, 10, size=args.batch)
     dp.shard.set(args.batch)
     s, e = dp.shard.start, dp.shard.stop
     xb, yb = X[s:e], y[s:e]
