@@ -6,10 +6,11 @@
 Each trial starts fresh processes (``worker.py``); the kinds run one after another
 in every round, so a slow spell of a shared machine hits them alike. Prints
 medians (1 process x 1 thread as the control), the ratio of 2x1 to 1x2 samples/s,
-the share of a 2x1 step spent in the gradient reduction, the time ``Allreduce`` of that buffer takes alone, the
-CPU and the BLAS kernel, and the machine's load average before each round: on a
-shared machine ``--wait-idle L`` waits (at most ``--wait-max`` s) for the 1-minute
-load to fall below ``L`` before a round, and the load it started at is printed.
+the share of a 2x1 step spent in the gradient reduction, the time ``Allreduce`` of
+that buffer takes alone, the CPU and the BLAS kernel, and the machine's load
+average before each round: on a shared machine ``--wait-idle L`` waits (at most
+``--wait-max`` s) for the 1-minute load to fall below ``L`` before a round, and the
+load it started at is printed.
 """
 
 from __future__ import annotations
