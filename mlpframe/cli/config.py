@@ -448,7 +448,7 @@ def checked_section(section: str, values: Any, key: str) -> Any:
     registry = {"model": MODELS, "data": DATASETS}[section]
     require(isinstance(values, Mapping), key, f"expected a mapping, got {type(values).__name__}")
     name = values.get("name")
-    require(name in registry, f"{key}.name", f"must be one of {', '.join(registry)}; got {name!r}")
+    require(isinstance(name, str) and name in registry, f"{key}.name", f"must be one of {', '.join(registry)}; got {name!r}")
     try:
         obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(registry[name]), dict(values)))
     except (OmegaConfBaseException, ValueError, TypeError) as exc:

@@ -75,7 +75,7 @@ def test_tensorboard_lists_every_run_with_one_hparams_row_each(grid_sweep, tenso
     hparams = {h["name"]: h for h in experiment["hparamInfos"]}
     # the model and optimizer keys and those set on the command line; not every leaf of the config
     assert {"optimizer.lr", "optimizer.momentum", "model.hidden", "data.n_samples"} <= set(hparams)
-    assert not {"seed", "trainer.log_every_n_steps", "data.root"} & set(hparams)
+    assert not {"seed", "trainer.log_every_n_steps", "trainer.eval_batch_size"} & set(hparams)
     # the swept keys are the ones TensorBoard marks as differing (it sorts them first)
     assert hparams["optimizer.lr"].get("differs") and hparams["model.hidden"].get("differs")
     assert not hparams["data.n_samples"].get("differs")
