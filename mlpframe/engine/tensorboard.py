@@ -226,6 +226,8 @@ class TensorBoardLogger(Callback):
         hparams: the flattened config for the HParams tab (see :func:`flatten_hparams`).
         histogram_every_n_epochs: weight and gradient histograms every N epochs; 0 disables.
         class_names: tick labels of the confusion matrix.
+        flush_secs: within an epoch, the first event logged this many seconds after the previous
+            flush flushes the file (every epoch end, interrupt and fit end flushes it too).
     """
 
     name = "tensorboard"
