@@ -61,16 +61,16 @@ def config_dir() -> str:
     (pyproject maps the repo's ``conf/`` there).
     """
     package = Path(__file__).resolve().parents[1]
+    source = package.parent
+    if (source / "conf" / "train.yaml").is_file() and (source / "pyproject.toml").is_file():
+        return str(source / "conf")
     # only this package's own conf: another checkout's editable install may also answer "mlpframe.conf"
-    ours = {package / "conf", package.parent / "conf"}
+    ours = {package / "conf", source / "conf"}
     spec = importlib.util.find_spec("mlpframe.conf")
     if spec is not None and spec.submodule_search_locations:
         for location in spec.submodule_search_locations:
             if Path(location).resolve() in ours and (Path(location) / "train.yaml").is_file():
                 return str(Path(location).resolve())
-    source = package.parent / "conf"
-    if (source / "train.yaml").is_file():
-        return str(source)
     raise RuntimeError("mlpframe's config folder (mlpframe/conf or conf/) is missing from this installation")
 
 
@@ -103,9 +103,16 @@ def one_line(text: str) -> str:
 
 
 def fail(message: str) -> NoReturn:
-    """Print ``error: <message>`` as one line on stderr and exit with status 2."""
+    """Print ``error: <message>`` as one line on stderr and exit with status 2.
+
+    Under ``mpiexec``/``srun`` only rank 0 prints.
+    """
+    from mlpframe.distributed.world import guard_exit, is_quiet_rank
+
     sys.stdout.flush()
-    print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
+    if not is_quiet_rank():  # across processes every rank fails alike: rank 0 says it once
+        print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
+    guard_exit(EXIT_USAGE)
     sys.exit(EXIT_USAGE)
 
 

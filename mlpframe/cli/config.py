@@ -552,8 +552,17 @@ class LoggerConfig(Schema):
     flush_secs: int = integer(30, 1)
 
 
+# --------------------------------------------------------------- distributed
+@dataclass
+class DistributedConfig(Schema):
+    """One run across the processes of ``mpiexec``/``srun`` (``mpi``) or this process alone (``none``)."""
+
+    name: str = one_of("none", ("none", "mpi"))
+    gpu_reduce: str = one_of("nccl", ("nccl", "mpi"))  # backend=cupy under mpi: gradients through NCCL or MPI
+
+
 # ------------------------------------------------------------------ commands
-SECTIONS = ("backend", "data", "model", "optimizer", "scheduler", "trainer", "logger")
+SECTIONS = ("backend", "data", "model", "optimizer", "scheduler", "trainer", "logger", "distributed")
 
 
 @dataclass
@@ -565,6 +574,7 @@ class TrainConfig(Schema):
     scheduler: SchedulerConfig = MISSING
     trainer: TrainerConfig = MISSING
     logger: LoggerConfig = MISSING
+    distributed: DistributedConfig = MISSING
     seed: int = integer(42, 0)
     ckpt_path: Optional[str] = None  # resume from this checkpoint
     optimized_metric: str = one_of("val/acc_best", _registry("mlpframe.engine.metrics", "METRIC_NAMES"))
@@ -620,6 +630,7 @@ GROUPS: dict[str, dict[str, type]] = {
     "scheduler": SCHEDULERS,
     "trainer": {"trainer": TrainerConfig},
     "logger": {"logger": LoggerConfig},
+    "distributed": {"distributed": DistributedConfig},
 }
 
 

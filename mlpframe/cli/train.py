@@ -44,6 +44,8 @@ from mlpframe.cli.common import (
 )
 from mlpframe.cli.config import validate_train
 from mlpframe.cli.schema import ConfigError
+from mlpframe.distributed import launch as distributed_launch
+from mlpframe.distributed.world import guard_exit, is_quiet_rank
 from mlpframe.engine import (
     EarlyStopping, ModelCheckpoint, ProgressBar, TensorBoardLogger, Trainer, TrainResult, flatten_hparams,
     load_checkpoint,
@@ -203,10 +205,11 @@ def describe(ckpt: Checkpoint) -> str:
 
 
 def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts, multirun: bool = False
-        ) -> tuple[TrainResult, ModelCheckpoint]:
+        ) -> tuple[TrainResult, ModelCheckpoint | None]:
     """Everything between a composed config and a finished run; raises the user errors it finds.
 
-    Returns the result and the checkpoint callback (which knows what it wrote).
+    Returns the result and the checkpoint callback (which knows what it wrote; None on
+    the ranks > 0 of a run across processes, which write nothing).
     """
     s = validate_train(cfg)  # the schema objects: each component builds its own object
     c: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # plain data, saved in checkpoints
@@ -215,18 +218,22 @@ def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts, multirun: bool =
         c["ckpt_path"] = to_absolute_path(c["ckpt_path"])
     if s.data.root:
         s.data.root = c["data"]["root"] = to_absolute_path(s.data.root)
-    be = get_backend(s.backend.name, s.backend.device)
+    # --- distributed: one model across processes (None: this process alone) ---
+    dist = distributed_launch.setup(s.distributed, s.backend, multirun=HydraConfig.get().mode == RunMode.MULTIRUN)
+    writer = dist is None or dist.is_root  # the one process that writes the run folder
+    be = get_backend(s.backend.name, distributed_launch.device_for_rank(s.backend, s.distributed))
     ckpt = resume_checkpoint(c, run_dir)
     be.seed(s.seed)
     tr = s.trainer
-    progress = tr.progress_bar if tr.progress_bar is not None else sys.stderr.isatty()
+    progress = writer and (tr.progress_bar if tr.progress_bar is not None else sys.stderr.isatty())
     ds = build.load_data(s.data, seed=s.seed, progress=progress, model=s.model)
     batch_size = s.data.batch_size
-    train_loader = build.make_loader(ds.train, batch_size, be, train=True, seed=s.seed)
+    loader = build.make_loader if dist is None else distributed_loader(dist)
+    train_loader = loader(ds.train, batch_size, be, train=True, seed=s.seed)
     if len(train_loader) == 0:
         raise ConfigError("data.batch_size", f"{batch_size} is larger than the training set "
                                              f"({len(ds.train[1])} samples): no full batch to train on")
-    val_loader = build.make_loader(ds.val, tr.eval_batch_size, be, train=False) if len(ds.val[1]) else None
+    val_loader = loader(ds.val, tr.eval_batch_size, be, train=False) if len(ds.val[1]) else None
     if val_loader is None:  # as Lightning's EarlyStopping/ModelCheckpoint refuse a metric that is never logged
         if tr.early_stopping_patience is not None:
             raise ConfigError("trainer.early_stopping_patience", "needs a validation set, and data.val_size leaves "
@@ -234,19 +241,21 @@ def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts, multirun: bool =
         if multirun and s.optimized_metric.startswith("val/"):
             raise ConfigError("optimized_metric", f"{s.optimized_metric} needs a validation set, and data.val_size "
                                                   "leaves none; set data.val_size > 0 or optimized_metric=test/acc")
-    test_loader = build.make_loader(ds.test, tr.eval_batch_size, be, train=False) if len(ds.test[1]) else None
+    test_loader = loader(ds.test, tr.eval_batch_size, be, train=False) if len(ds.test[1]) else None
 
     input_shape = tuple(ds.train[0].shape[1:])
     model = build.build_model(s.model, input_shape, ds.num_classes, seed=s.seed, dtype=s.dtype).to(be)
     criterion = build.build_criterion(s.model)
+    if dist is not None:  # synchronized BatchNorm, the global batch's dropout mask, row-weighted loss
+        model, criterion = dist.prepare_model(model), dist.wrap_loss(criterion)
     optimizer = build.build_optimizer(s.optimizer, model.parameters())
     scheduler = build.build_scheduler(s.scheduler, optimizer, tr.max_epochs)
 
-    checkpointer = ModelCheckpoint(run_dir / "checkpoints")
-    callbacks: list[Any] = [ProgressBar(enabled=progress), checkpointer]
-    if tr.early_stopping_patience is not None:
+    checkpointer = ModelCheckpoint(run_dir / "checkpoints") if writer else None
+    callbacks: list[Any] = [ProgressBar(enabled=progress), checkpointer] if writer else []
+    if tr.early_stopping_patience is not None:  # every rank: they must stop at the same epoch
         callbacks.append(EarlyStopping(tr.early_stopping_patience))
-    if s.logger.name == "tensorboard":
+    if s.logger.name == "tensorboard" and writer:
         callbacks.append(TensorBoardLogger(
             run_dir / "tensorboard", config_text=OmegaConf.to_yaml(cfg, resolve=True),
             hparams=hparams(c, HydraConfig.get().overrides.task), histogram_every_n_epochs=tr.histogram_every_n_epochs,
@@ -259,7 +268,7 @@ def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts, multirun: bool =
             callbacks.append(pruning)
     trainer = Trainer(model, criterion, optimizer, be, scheduler=scheduler, max_epochs=tr.max_epochs,
                       grad_clip=tr.grad_clip, log_every_n_steps=tr.log_every_n_steps, seed=s.seed,
-                      callbacks=callbacks, config=c)
+                      callbacks=callbacks, config=c, parallel=dist)
     if ckpt is not None:
         try:
             restore_with_new_settings(trainer, ckpt, c)
@@ -270,8 +279,11 @@ def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts, multirun: bool =
             raise ConfigError("trainer.max_epochs", f"{tr.max_epochs}, but {ckpt.path} has trained "
                                                     f"{trainer.state.epoch} epochs already; set it higher to train "
                                                     "longer (evaluate tests a checkpoint as it is)")
-        seed_checkpoints(ckpt, checkpointer.dirpath)
+        if checkpointer is not None:  # rank 0 alone writes the run folder
+            seed_checkpoints(ckpt, checkpointer.dirpath)
         log.info("resuming from %s (%s)", ckpt.path, describe(ckpt))
+    if dist is not None:
+        dist.broadcast_parameters(model)
 
     log.info("%s: %s, %d train / %d val / %d test samples, %d features, %d classes; backend %s",
              run_dir, ds.name, len(ds.train[1]), len(ds.val[1]), len(ds.test[1]), ds.num_features,
@@ -284,6 +296,14 @@ def run(cfg: DictConfig, run_dir: Path, interrupts: Interrupts, multirun: bool =
         result = trainer.fit(train_loader, val_loader, test_loader, num_classes=ds.num_classes)
     be.free_memory()
     return result, checkpointer
+
+
+def distributed_loader(dist: Any) -> Any:
+    """``build.make_loader`` for a run across processes: each rank's slice of every global batch."""
+    def make(split: tuple[np.ndarray, np.ndarray], batch_size: int, be: Any, *, train: bool, seed: int = 0) -> Any:
+        X, y = split
+        return dist.loader(X, y, batch_size, be, shuffle=train, drop_last=train, seed=seed)
+    return make
 
 
 def summary(result: TrainResult, m: dict[str, Any], run_dir: Path) -> str:
@@ -321,7 +341,8 @@ def train(cfg: DictConfig) -> float:
         message = user_message(exc)
         if not multirun:
             os.chdir(hc.runtime.cwd)  # out of the run folder (hydra.job.chdir=true) so that it can go
-            remove_if_only_hydra(run_dir)
+            if not is_quiet_rank():  # across processes, rank 0 alone owns the run folder
+                remove_if_only_hydra(run_dir)
             fail(message)
         # in a sweep one bad job must not stop the others: record it and report NaN
         log.error("error: %s", message)
@@ -336,6 +357,8 @@ def train(cfg: DictConfig) -> float:
                                                      f"{one_line(exc)}", "wall_time_s": time.time() - started})
         return math.nan
 
+    if checkpointer is None:  # a rank > 0 of a run across processes: rank 0 writes the run folder
+        return finish_other_rank(result, interrupts)
     metrics = dict(result.metrics)
     metrics["message"] = result.message
     metrics["wall_time_s"] = time.time() - started  # the whole run: data, training, test
@@ -349,11 +372,22 @@ def train(cfg: DictConfig) -> float:
     if result.status == "interrupted":
         print(f"{result.message}: {resume_hint(run_dir, hc)}", file=sys.stderr, flush=True)
         interrupts.pass_on()
+        guard_exit(interrupts.exit_status)
         sys.exit(interrupts.exit_status)
     if result.status == "diverged":
         return math.nan
     objective = metrics.get(cfg.optimized_metric, math.nan)
     return float(objective) if isinstance(objective, (int, float)) else math.nan
+
+
+def finish_other_rank(result: TrainResult, interrupts: Interrupts) -> float:
+    """The end of a run on a rank > 0 (across processes): the same exit as rank 0, nothing written."""
+    if result.status == "interrupted":
+        guard_exit(interrupts.exit_status)
+        sys.exit(interrupts.exit_status)
+    if result.status == "diverged":
+        return math.nan
+    return float(result.metrics.get("val/acc_best", math.nan))
 
 
 def resume_hint(run_dir: Path, hc: Any) -> str:
@@ -370,6 +404,9 @@ def resume_hint(run_dir: Path, hc: Any) -> str:
 
 def aborted(run_dir: Path, interrupts: Interrupts, hc: Any, started: float) -> None:
     """A signal before training started, or a second one during it: one line, exit 128 + signal."""
+    if is_quiet_rank():  # across processes, rank 0 speaks and writes
+        guard_exit(interrupts.exit_status)
+        sys.exit(interrupts.exit_status)
     if interrupts.trainer is None:  # (an earlier attempt's checkpoints keep the folder)
         remove_if_only_hydra(run_dir)
         message = "interrupted before training started"
@@ -381,4 +418,13 @@ def aborted(run_dir: Path, interrupts: Interrupts, hc: Any, started: float) -> N
     sys.exit(interrupts.exit_status)
 
 
-main = hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")(train)
+_hydra_main = hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")(train)
+
+
+def main() -> None:
+    """The ``train`` command: Hydra's main, after a run across processes has agreed on its folder."""
+    try:
+        sys.argv = distributed_launch.prepare_argv(sys.argv, distributed_launch.run_dir_pattern(config_dir()))
+    except UserError as exc:
+        fail(str(exc))
+    _hydra_main()

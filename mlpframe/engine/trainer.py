@@ -60,12 +60,14 @@ class Trainer:
         seed: the run's seed; epoch ``e`` uses :func:`epoch_seed` ``(seed, e)``.
         callbacks: progress, checkpoints, logging, early stopping…
         config: a JSON-able description of the run, saved in checkpoints.
+        parallel: a :class:`mlpframe.distributed.DataParallel` for a run across processes
+            (gradient reduction, reduced metrics and evaluation, agreed interrupts); None: one process.
     """
 
     def __init__(self, model: Any, criterion: Any, optimizer: Any, backend: Backend, *,
                  scheduler: Any = None, max_epochs: int = 10, grad_clip: float | None = None,
                  log_every_n_steps: int = 50, seed: int = 0, callbacks: Sequence[Callback] = (),
-                 config: dict[str, Any] | None = None) -> None:
+                 config: dict[str, Any] | None = None, parallel: Any = None) -> None:
         if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 0:
             raise ValueError(f"max_epochs: expected an integer >= 0, got {max_epochs!r}")
         if isinstance(log_every_n_steps, bool) or not isinstance(log_every_n_steps, int) or log_every_n_steps < 1:
@@ -85,6 +87,7 @@ class Trainer:
         self._interrupt = False
         self._unsaved_progress = False
         self._resume: dict[str, Any] | None = None
+        self.parallel = parallel
 
     # ----------------------------------------------------------------- control
     def stop(self, status: str, message: str = "") -> None:
@@ -187,11 +190,11 @@ class Trainer:
         test: dict[str, Any] = {}
         try:
             self._call("on_fit_start")
-            while self.state.epoch < self.max_epochs and self._stop is None and not self._interrupt:
+            while self.state.epoch < self.max_epochs and self._stop is None and not self._interrupted():
                 ok = self._run_epoch(train_loader, val_loader)
                 if not ok:
                     break
-            if self._interrupt and self._stop is None:
+            if self._interrupted() and self._stop is None:
                 status = "interrupted"
                 st = self.state
                 if st.step_in_epoch:
@@ -204,7 +207,7 @@ class Trainer:
                 status, message = self._stop
             if status != "interrupted" and test_loader is not None and self.best_state is not None:
                 self.model.load_state_dict(self.best_state)
-                test = evaluate(self.model, self.criterion, test_loader, self.backend, num_classes=num_classes)
+                test = self._evaluate(test_loader, num_classes=num_classes)
                 confusion = test.pop("confusion", None)
             result = self._result(status, message, test, confusion, time.perf_counter() - t_fit)
             self._call("on_fit_end", result)
@@ -244,7 +247,7 @@ class Trainer:
             "epoch_time_s": train_time,
         }
         if val_loader is not None:
-            val = evaluate(self.model, self.criterion, val_loader, self.backend)
+            val = self._evaluate(val_loader)
             metrics["val/loss"], metrics["val/acc"] = val["loss"], val["acc"]
             if not math.isfinite(val["loss"]):
                 self.stop("diverged", f"validation loss became {val['loss']} in epoch {epoch + 1}")
@@ -308,7 +311,7 @@ class Trainer:
         clip = None
         if self.grad_clip is not None:
             from mlpframe.optim import clip_grad_norm_ as clip
-        acc = Accumulator(self.backend)
+        acc = self._accumulator()
         every, num_batches = self.log_every_n_steps, len(loader)
         loss_sum, correct, n = 0.0, 0, 0
         skip = 0
@@ -328,6 +331,8 @@ class Trainer:
             optimizer.zero_grad()
             # the data needs no gradient: backward_params skips the first layer's grad_x matmul
             model.backward_params(criterion.backward())
+            if self.parallel is not None:  # across processes: the global batch's gradient
+                self.parallel.reduce_gradients(params)
             if clip is not None:
                 clip(params, self.grad_clip)
             optimizer.step()
@@ -346,11 +351,31 @@ class Trainer:
                     return None
                 loss_sum, correct, n = loss_sum + s, correct + c, n + k
                 self._call("on_train_sync", {"train/loss": s / k, "train/acc": c / k}, steps)
-            if self._interrupt and i < num_batches:  # after the last step, finish the epoch instead
+            if i < num_batches and self._interrupted():  # after the last step, finish the epoch instead
                 self._save_epoch_progress(i, num_batches, (loss_sum, correct, n), acc,
                                           prior_time + time.perf_counter() - t0)
                 return None
         return loss_sum, correct, n
+
+    # ------------------------------------------------- across processes
+    # With ``parallel`` set, these are the trainer's only collective operations besides the
+    # gradient reduction; every rank calls them at the same points, so they never deadlock.
+    def _interrupted(self) -> bool:
+        """The interrupt flag; across processes, true on every rank when any rank was interrupted."""
+        if self.parallel is None:
+            return self._interrupt
+        agreed = self.parallel.agree(self._interrupt)
+        if agreed:  # (never reset here: a signal may have arrived during the reduction)
+            self._interrupt = True
+        return agreed
+
+    def _accumulator(self) -> Accumulator:
+        return Accumulator(self.backend) if self.parallel is None else self.parallel.accumulator(self.backend)
+
+    def _evaluate(self, loader: Any, num_classes: int | None = None) -> dict[str, Any]:
+        if self.parallel is None:
+            return evaluate(self.model, self.criterion, loader, self.backend, num_classes=num_classes)
+        return self.parallel.evaluate(self.model, self.criterion, loader, self.backend, num_classes=num_classes)
 
     def _where(self) -> str:
         return f"step {self.state.global_step} (epoch {self.state.epoch + 1})"

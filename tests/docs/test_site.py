@@ -42,7 +42,7 @@ def site(tmp_path_factory) -> Path:
 
 def test_the_site_builds_strictly_with_every_page(site):
     for page in ("index", "contract", "guides/quickstart", "guides/own-layer", "guides/models-in-configs",
-                 "guides/commands", "guides/data", "guides/runs", "speed", "guides/mnist1d-table",
+                 "guides/commands", "guides/data", "guides/runs", "speed", "guides/mnist1d-table", "guides/mpi",
                  "guides/sweeps-tensorboard",
                  "guides/conv-recurrent", "guides/slurm", "guides/gpu", "api/nn", "api/nn-conv", "api/nn-recurrent",
                  "api/gradcheck", "api/backend", "api/optim"):

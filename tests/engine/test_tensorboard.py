@@ -174,3 +174,105 @@ def test_every_logged_point_is_the_schedule_s_and_the_history_s_value(tmp_path):
     per_epoch = np.array([m["train/acc"] * k for _, m, k in rec.syncs]).reshape(6, 3).sum(axis=1) / steps_per_epoch
     assert per_epoch == pytest.approx([h["train/acc"] for h in history], abs=1e-12)
     assert [k for _, _, k in rec.syncs] == [3, 3, 2] * 6
+
+
+# ----------------------------------------------------------------- kill and resume, event by event
+STEPS_PER_EPOCH, SYNC_EVERY, EPOCHS = 10, 3, 4
+EPOCH_TAGS = ("val/loss", "val/acc", "val/acc_best", "val/loss_best", "lr")
+
+
+class _Run:
+    """What the logger reads of a trainer: the global step (and a model, for histograms, unused here)."""
+
+    def __init__(self, step):
+        from mlpframe.engine.state import TrainState
+
+        self.state = TrainState(global_step=step)
+        self.model = self.backend = None
+
+
+def _value(tag, step, stale):
+    # a killed attempt's points after the checkpoint it is resumed from carry other values: a stale point
+    # that TensorBoard still showed would differ from the uninterrupted run's, not only be one too many
+    return step + 0.01 * len(tag) + (1000.0 if stale else 0.0)
+
+
+def _attempt(log_dir, start, kill=None, resumed_from=None, flush_secs=30):
+    """Log steps ``start+1...`` as the trainer would; at ``kill`` (a step, or ``("epoch_end", step)`` for the
+    moment after that epoch's flush, before its checkpoint; ``"startup"`` right after fit start) copy what is
+    on disk, as a SIGKILL leaves it, and return the copy. ``resumed_from``: the step the next attempt continues
+    from (this attempt's later points get stale values)."""
+    import shutil
+
+    from mlpframe.engine.callback import TrainResult
+
+    tb, run = TensorBoardLogger(log_dir, config_text="seed: 0", flush_secs=flush_secs), _Run(start)
+
+    def killed():
+        shutil.copytree(log_dir, log_dir.with_name(log_dir.name + "-killed"))
+        tb.teardown(run)  # (the original folder is dropped: only the copy goes on)
+        shutil.rmtree(log_dir)
+        log_dir.with_name(log_dir.name + "-killed").rename(log_dir)
+
+    tb.on_fit_start(run)
+    if kill == "startup":
+        return killed()
+    for step in range(start + 1, EPOCHS * STEPS_PER_EPOCH + 1):
+        run.state.global_step = step
+        stale = resumed_from is not None and step > resumed_from
+        i = (step - 1) % STEPS_PER_EPOCH + 1
+        if i % SYNC_EVERY == 0 or i == STEPS_PER_EPOCH:
+            tb.on_train_sync(run, {t: _value(t, step, stale) for t in ("train/loss", "train/acc")}, SYNC_EVERY)
+        if kill == step:
+            return killed()
+        if i == STEPS_PER_EPOCH:
+            metrics = {t: _value(t, step, stale) for t in EPOCH_TAGS}
+            tb.on_epoch_end(run, {**metrics, "epoch": step // STEPS_PER_EPOCH, "throughput/samples_per_s": 1.0})
+            if kill == ("epoch_end", step):
+                return killed()
+    tb.on_fit_end(run, TrainResult("completed", {"test/acc": 0.5, "test/loss": 1.5}, []))
+    tb.teardown(run)
+
+
+def _curves(log_dir):
+    acc = read_scalars(log_dir)
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+@pytest.mark.parametrize("kills", [
+    [("startup", 0)],
+    [(("epoch_end", 20), 10)],  # killed between epoch 2's flush and its checkpoint: resumes from epoch 1's
+    [(("epoch_end", 20), 20)],  # killed after epoch 2's checkpoint
+    [(25, 20)],  # mid-epoch 3, its points already flushed (flush_secs=0)
+    [(25, 20), (("epoch_end", 30), 20), (("epoch_end", 40), 30)],  # killed three times, once before any new checkpoint
+], ids=["startup", "after-flush-before-checkpoint", "after-checkpoint", "mid-epoch-flushed", "three-kills"])
+def test_killed_and_resumed_curves_equal_the_uninterrupted_ones(tmp_path, kills):
+    from mlpframe.engine.tensorboard import visible_points
+
+    _attempt(tmp_path / "reference", 0)
+    start = 0
+    for kill, resume_step in kills:
+        _attempt(tmp_path / "tb", start, kill=kill, resumed_from=resume_step, flush_secs=0 if kill == 25 else 30)
+        start = resume_step
+    _attempt(tmp_path / "tb", start)
+
+    reference = _curves(tmp_path / "reference")
+    assert len(reference["val/acc"]) == EPOCHS and len(reference["train/loss"]) == EPOCHS * 4
+    assert _curves(tmp_path / "tb") == reference  # no point missing, none twice, none stale
+    assert visible_points(tmp_path / "tb") == visible_points(tmp_path / "reference")
+    assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == len(kills) + 1
+
+
+def test_the_writer_puts_every_event_on_disk_before_flush_returns(tmp_path):
+    from tensorboardX.summary import scalar
+
+    from mlpframe.engine.tensorboard import EventWriter, read_events
+
+    writer = EventWriter(tmp_path, purge_step=5, flush_secs=3600)
+    for step in range(6, 200):
+        writer.add_summary(scalar("x", float(step)), step)
+    writer.flush()
+    events = list(read_events(writer.path))  # read while the writer is still open, as after a SIGKILL
+    assert events[1].session_log.status == events[1].session_log.START and events[1].step == 5
+    assert [e.step for e in events[2:]] == list(range(6, 200))
+    writer.close()

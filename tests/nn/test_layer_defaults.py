@@ -28,5 +28,5 @@ def test_batch_norm_trains_on_two_rows_and_refuses_one():
     bn = nn.BatchNorm1d(2)
     y = bn(np.array([[1.0, 2.0], [3.0, 6.0]], dtype=np.float32))
     np.testing.assert_allclose(y, [[-1.0, -1.0], [1.0, 1.0]], atol=1e-3)
-    with pytest.raises(ValueError, match="^x: BatchNorm1d needs at least 2 rows"):
+    with pytest.raises(ValueError, match="^x: BatchNorm1d needs at least 2 values per channel"):
         bn(np.ones((1, 2), dtype=np.float32))

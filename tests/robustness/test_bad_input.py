@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from mlpframe.cli.common import config_dir
+from mlpframe.cli.common import config_dir, hydra_quote
 from tests.cli.helpers import FAST, assert_one_line_error
 
 from .inprocess import run_main
@@ -153,3 +153,109 @@ def test_empty_hidden_with_width_and_depth_is_a_valid_mlp(tmp_path, capsys, data
             "logger=none", "hydra.run.dir=run"]
     assert run_main(args, tmp_path) == 0, capsys.readouterr().err
     assert (tmp_path / "run/checkpoints/last.npz").is_file()
+
+
+# --- issue 14: keys added with +, deletions with ~, resume-time overrides, paths with spaces and non-ASCII
+
+@st.composite
+def added_key(draw):
+    """``+key=value`` for a key mlpframe does not have: a fresh name, or a typo of a real key."""
+    typo = st.sampled_from([("+trainer.max_epoch=1", "did you mean trainer.max_epochs"),
+                            ("+optimizer.learning_rate=0.1", "optimizer.learning_rate"), ("+foo=1", "foo")])
+    group = draw(st.sampled_from(["trainer.", "model.", "data.", "optimizer.", "scheduler.", "logger.", ""]))
+    fresh = f"{group}zz_{draw(NAME)}"
+    plus = draw(st.sampled_from(["+", "++"]))
+    value = draw(st.sampled_from(["1", "x", "[1]", "0.5"]))
+    return draw(st.one_of(st.just((f"{plus}{fresh}={value}", fresh)), typo))
+
+
+DELETABLE = sorted({*OPTIONS, "seed", "dtype", "optimized_metric", *NUMBERS, *CHOICES, "model.hidden"})
+
+
+@st.composite
+def deletion(draw):
+    """``~group`` or ``~key`` (with or without its value) for one of mlpframe's own settings."""
+    key = draw(st.sampled_from(DELETABLE))
+    return draw(st.sampled_from([f"~{key}", f"~{key}="])), f"~{key}"
+
+
+PATH_CHARS = string.ascii_letters + string.digits + " _-.,='ü中éß"
+COMPONENT = st.text(alphabet=PATH_CHARS, min_size=1, max_size=8).filter(lambda s: s not in {".", ".."})
+# a folder name with a space and a non-ASCII character (one level: a refused run with a nested
+# hydra.run.dir still leaves the empty parent folders Hydra made)
+PATH = COMPONENT.map(lambda p: f"{p} ü")
+
+
+def _one_line_and_nothing_left(args, cwd, capsys, needles, before=()):
+    capsys.readouterr()
+    status = run_main(["train", *args], cwd)
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert status == 2, (args, status, err[-500:], out[-500:])
+    assert len(lines) == 1 and lines[0].startswith("error: "), (args, err)
+    assert all(n in lines[0] for n in needles), (args, lines[0])
+    assert "Traceback" not in out + err
+    left = sorted(str(p.relative_to(cwd)) for p in cwd.rglob("*"))
+    assert left == sorted(before), f"a refused run left {sorted(set(left) - set(before))} behind"
+
+
+@settings(max_examples=15, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(bad=st.one_of(added_key(), deletion()), run_dir=PATH,
+       good=st.lists(st.sampled_from(GOOD), max_size=2, unique=True), data=st.data())
+def test_added_and_deleted_keys_are_one_line_and_status_2(tmp_path_factory, capsys, bad, run_dir, good, data):
+    override, needle = bad
+    key = override.lstrip("+~").split("=", 1)[0]
+    good = [g for g in good if not g.startswith((key + "=", key.split(".")[0] + "="))]
+    if "data=synthetic" not in good:
+        good = [g for g in good if not g.startswith("data.n_samples=")]
+    args = data.draw(st.permutations([*good, override]))
+    cwd = tmp_path_factory.mktemp("plus_tilde")
+    _one_line_and_nothing_left([*args, "trainer.progress_bar=false", f"hydra.run.dir={hydra_quote(run_dir)}"],
+                               cwd, capsys, (needle,))
+
+
+@settings(max_examples=10, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(run_dir=PATH, where=PATH, kind=st.sampled_from(["ckpt_path", "data.root"]))
+def test_missing_paths_with_spaces_and_non_ascii_are_one_line(tmp_path_factory, capsys, run_dir, where, kind):
+    """A ``ckpt_path`` or ``data.root`` (absolute or relative) that names nothing: the line names the
+    path as given, and neither the run folder nor the data folder is created."""
+    cwd = tmp_path_factory.mktemp("paths")
+    if kind == "ckpt_path":
+        value, args, needles = f"{where}/last.npz", ["data=synthetic"], ("ckpt_path", f"{where}/last.npz")
+    else:
+        value, args, needles = where, ["data=mnist", "data.download=false"], (where, "download is off")
+    _one_line_and_nothing_left([*args, f"{kind}={hydra_quote(value)}", "trainer.progress_bar=false",
+                                f"hydra.run.dir={hydra_quote(run_dir)}"], cwd, capsys, needles)
+
+
+RESUME_GOOD = ["data=synthetic", "data.n_samples=300", "model.hidden=[8]", "logger=none", "trainer.progress_bar=false"]
+TRAINED_EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One finished run of ``TRAINED_EPOCHS`` epochs in a folder named with a space and non-ASCII."""
+    cwd = tmp_path_factory.mktemp("trained")
+    status = run_main(["train", *RESUME_GOOD, f"trainer.max_epochs={TRAINED_EPOCHS}", "hydra.run.dir='old run ü'"],
+                      cwd)
+    assert status == 0 and (cwd / "old run ü/checkpoints/last.npz").is_file()
+    return cwd
+
+
+@settings(max_examples=8, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(epochs=st.integers(1, TRAINED_EPOCHS - 1), how=st.sampled_from(["ckpt_path", "auto"]), run_dir=PATH,
+       extra=st.lists(st.sampled_from(["optimizer.lr=0.02", "seed=7"]), max_size=2, unique=True))
+def test_resume_below_the_checkpoints_epoch_is_one_line(trained, capsys, epochs, how, run_dir, extra):
+    """``trainer.max_epochs`` below the checkpoint's epoch, by ``ckpt_path`` into a new folder or by
+    ``trainer.resume=auto`` in the old one: refused, the new folder never made, the old one untouched."""
+    before = sorted(str(p.relative_to(trained)) for p in trained.rglob("*"))
+    if how == "ckpt_path":
+        where = [f"ckpt_path={hydra_quote(str(trained / 'old run ü/checkpoints/last.npz'))}",
+                 f"hydra.run.dir={hydra_quote(run_dir)}"]
+    else:
+        where = ["trainer.resume=auto", "hydra.run.dir='old run ü'"]
+    _one_line_and_nothing_left([*RESUME_GOOD, *extra, f"trainer.max_epochs={epochs}", *where], trained, capsys,
+                               ("trainer.max_epochs", f"trained {TRAINED_EPOCHS} epochs"), before)

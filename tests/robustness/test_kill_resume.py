@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpframe.engine.checkpoint import SLOW_WRITE_ENV, load_checkpoint, progress_of, temp_files
+from mlpframe.engine.checkpoint import SLOW_WRITE_ENV, CheckpointError, load_checkpoint, progress_of, temp_files
 
 from .helpers import LONG, assert_same_run, read_json, resume_command, run, train_cmd
 
@@ -128,25 +128,70 @@ def test_signal_checkpoints_mid_epoch_and_the_printed_command_resumes_exactly(tm
     assert_same_run(reference, tmp_path / "run")
 
 
+def wait_for_new_last(folder: Path, proc: subprocess.Popen, previous: int | None, timeout: float = 180) -> int | None:
+    """Wait until ``last.npz`` is a new file (inode other than ``previous``) and no write is in progress:
+    an epoch's writes just ended and the next epoch is training. Its inode, or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            inode = (folder / "last.npz").stat().st_ino
+        except FileNotFoundError:
+            inode = None
+        if inode is not None and inode != previous and not temp_files(folder):
+            return inode
+        time.sleep(0.003)
+    return None
+
+
+def wait_for_interrupt_write(folder: Path, proc: subprocess.Popen, timeout: float = 120) -> bool:
+    """Wait until a temporary file holds the interrupt's own checkpoint: complete (it is, in the pause before
+    its rename) and mid-epoch. An epoch's writes (step 0) do not count: they may have started before the
+    first signal was handled."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        for tmp in temp_files(folder):
+            try:
+                if progress_of(load_checkpoint(tmp))[1] > 0:
+                    return True
+            except CheckpointError:  # still being written, or renamed meanwhile
+                pass
+        time.sleep(0.003)
+    return False
+
+
 def test_a_second_signal_aborts_at_once_and_keeps_the_previous_checkpoint(tmp_path, cli_environ):
-    # the interrupt's checkpoint write pauses before its rename; the second SIGTERM lands in that pause
-    env = {**cli_environ, SLOW_WRITE_ENV: "0.5"}
-    proc = subprocess.Popen(train_cmd(*LONG, "hydra.run.dir=run"), cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the interrupt's checkpoint write pauses before its rename; the second SIGTERM lands in that pause. It is
+    # sent only once that write is seen, i.e. once the first signal was handled: two SIGTERMs sent before the
+    # process handles the first are folded into one (the kernel keeps one pending SIGTERM, Python runs a
+    # handler once for the deliveries since its last check), and the run then just checkpoints and stops.
+    # The first signal is sent just after an epoch's writes, into the next epoch's training, so the run stops
+    # mid-epoch and checkpoints that partial epoch; if it still lands between two epochs (a loaded machine),
+    # the run stops after the epoch without a partial checkpoint, and the test resumes it and tries again.
+    env = {**cli_environ, SLOW_WRITE_ENV: "1.0"}
     ckpts = tmp_path / "run/checkpoints"
-    deadline = time.monotonic() + 60
-    while not (ckpts / "last.npz").exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.01)
-    while temp_files(ckpts) and proc.poll() is None:  # let the epoch's own writes finish
-        time.sleep(0.005)
-    before = (ckpts / "last.npz").read_bytes()
-    proc.send_signal(signal.SIGTERM)
-    assert wait_for_temp_file(ckpts, proc), "the interrupt wrote no checkpoint"
+    last = ckpts / "last.npz"
+    previous = None
+    for _ in range(5):
+        proc = subprocess.Popen(train_cmd(*LONG, "hydra.run.dir=run"), cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        previous = wait_for_new_last(ckpts, proc, previous)
+        assert previous is not None, "no epoch was checkpointed"
+        time.sleep(0.05)  # past the folder's fsync after the rename, into the next epoch
+        proc.send_signal(signal.SIGTERM)
+        if wait_for_interrupt_write(ckpts, proc):
+            break
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 128 + signal.SIGTERM and "interrupted after epoch" in err, err
+        previous = last.stat().st_ino
+    else:
+        pytest.fail("the first signal never landed inside an epoch")
+    before = last.read_bytes()  # the interrupt's write pauses before replacing it
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "Traceback" not in err + out and len(err.strip().splitlines()) == 1, err
     assert err.startswith("aborted by a second signal") and "trainer.resume=auto" in err
-    assert (ckpts / "last.npz").read_bytes() == before  # the write in progress was dropped whole
+    assert last.read_bytes() == before  # the write in progress was dropped whole
+    assert progress_of(load_checkpoint(last))[1] == 0, "the interrupt's partial-epoch checkpoint was written"
     assert not temp_files(ckpts)
     assert read_json(tmp_path / "run/metrics.json")["status"] == "interrupted"
