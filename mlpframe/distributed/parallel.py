@@ -28,7 +28,7 @@ from mlpframe.backend import Array, Backend, array_namespace
 from mlpframe.distributed.comm import Communicator
 from mlpframe.distributed.layers import convert_model
 from mlpframe.distributed.shard import BatchShard, ShardedDataLoader, ShardedLoss
-from mlpframe.engine.metrics import Accumulator, confusion_update
+from mlpframe.engine.metrics import Accumulator, evaluate
 from mlpframe.nn.module import Module, Parameter
 
 
@@ -149,26 +149,5 @@ class DataParallel:
     def evaluate(self, model: Any, criterion: Any, batches: Iterable[tuple[Array, Array]], backend: Backend, *,
                  num_classes: int | None = None) -> dict[str, Any]:
         """:func:`mlpframe.engine.metrics.evaluate` over the ranks' slices: sums and counts reduced exactly."""
-        was_training = model.training
-        model.eval()
-        acc = self.accumulator(backend)
-        cm = None
-        try:
-            for xb, yb in batches:
-                out = model(xb)
-                acc.update(criterion(out, yb), out, yb)
-                if num_classes is not None:
-                    cm = confusion_update(cm, out, yb, num_classes)
-        finally:
-            model.train(was_training)
-        loss_sum, correct, n = acc.sync()
-        result: dict[str, Any] = {
-            "loss": loss_sum / n if n else float("nan"),
-            "acc": correct / n if n else float("nan"),
-            "n": n,
-        }
-        if num_classes is not None:
-            local = (np.rint(backend.to_numpy(cm)).astype(np.int64) if cm is not None  # host sync
-                     else np.zeros((num_classes, num_classes), dtype=np.int64))
-            result["confusion"] = self.comm.allreduce(local)
-        return result
+        return evaluate(model, criterion, batches, backend, num_classes=num_classes,
+                        accumulator=self.accumulator(backend), reduce_counts=self.comm.allreduce)

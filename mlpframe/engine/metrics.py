@@ -121,8 +121,12 @@ def confusion_update(cm: Array | None, outputs: Array, y: Array, num_classes: in
 
 
 def evaluate(model: Any, criterion: Any, batches: Iterable[tuple[Array, Array]], backend: Backend, *,
-             num_classes: int | None = None) -> dict[str, Any]:
+             num_classes: int | None = None, accumulator: Accumulator | None = None,
+             reduce_counts: Any = None) -> dict[str, Any]:
     """Mean loss and accuracy of ``model`` over ``batches`` in eval mode (one host sync at the end).
+
+    Across processes, ``accumulator`` reduces the sums and counts over the ranks' slices and
+    ``reduce_counts`` sums the confusion matrix (:meth:`mlpframe.distributed.DataParallel.evaluate`).
 
     Returns ``{"loss", "acc", "n"}`` and, with ``num_classes``, ``"confusion"``: a
     ``(C, C)`` int64 host array of counts (rows: true class, columns: predicted).
@@ -130,7 +134,7 @@ def evaluate(model: Any, criterion: Any, batches: Iterable[tuple[Array, Array]],
     """
     was_training = model.training
     model.eval()
-    acc = Accumulator(backend)
+    acc = Accumulator(backend) if accumulator is None else accumulator
     cm = None
     try:
         for xb, yb in batches:
@@ -147,10 +151,9 @@ def evaluate(model: Any, criterion: Any, batches: Iterable[tuple[Array, Array]],
         "n": n,
     }
     if num_classes is not None:
-        result["confusion"] = (
-            np.rint(backend.to_numpy(cm)).astype(np.int64) if cm is not None  # host sync
-            else np.zeros((num_classes, num_classes), dtype=np.int64)
-        )
+        counts = (np.rint(backend.to_numpy(cm)).astype(np.int64) if cm is not None  # host sync
+                  else np.zeros((num_classes, num_classes), dtype=np.int64))
+        result["confusion"] = counts if reduce_counts is None else reduce_counts(counts)
     return result
 
 
