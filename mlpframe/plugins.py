@@ -21,6 +21,7 @@ PLUGINS = (
 
 def register() -> None:
     from hydra.core.plugins import Plugins
+    from hydra.plugins.plugin import Plugin
 
     plugins = Plugins.instance()  # scans first: a plugin it found is not imported twice
     for module, name in PLUGINS:
@@ -30,4 +31,5 @@ def register() -> None:
             cls = getattr(importlib.import_module(module), name)
         except ImportError:  # an optional extra (the sweep extra) is not installed
             continue
-        plugins.register(cls)
+        if issubclass(cls, Plugin):  # not a Plugin where the upstream plugin it extends is missing
+            plugins.register(cls)

@@ -24,8 +24,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, setup_globals
 from hydra.errors import HydraException
-from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import OmegaConf, open_dict
+
+try:
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+except ImportError:  # no sweep extra: no Slurm launcher to offer, and nothing for Hydra's scan to warn about
+    SlurmLauncher = object
 
 log = logging.getLogger(__name__)
 

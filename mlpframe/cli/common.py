@@ -130,6 +130,9 @@ def format_hydra_error(exc: BaseException) -> str:
                        ln) for ln in out]
 
     text = lines(str(exc)) or [type(exc).__name__]
+    if re.search(r"Could not (find|load) 'hydra/(launcher/(submitit|joblib)|sweeper/(sampler|optuna))", text[0]):
+        # the launchers and sweepers mlpframe configures come with its sweep extra
+        return one_line(f'{text[0]} (the sweep launchers and sweepers need: pip install "mlpframe[sweep]")')
     if isinstance(exc, MissingConfigException):
         options = [o for o in (getattr(exc, "options", None) or []) if not o.startswith("base_")]
         return one_line(text[0] + (f"; available: {', '.join(options)}" if options else ""))

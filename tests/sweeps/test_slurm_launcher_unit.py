@@ -5,6 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -88,3 +92,30 @@ def test_sigusr2_interrupts_like_sigterm_then_goes_to_the_previous_handler():
         assert signal.getsignal(signal.SIGUSR2) is not Interrupts.handler  # restored
     finally:
         signal.signal(signal.SIGUSR2, old)
+
+
+def test_without_the_sweep_extra_the_plugins_load_quietly_and_a_sweep_says_what_to_install():
+    """Hydra imports every hydra_plugins module at start-up: one that fails warns on every command."""
+    code = textwrap.dedent('''
+        import sys, warnings
+        class NoSubmitit:  # the sweep extra is not installed
+            def find_spec(self, name, path=None, target=None):
+                if name.startswith(("hydra_plugins.hydra_submitit_launcher", "submitit")):
+                    raise ImportError(f"No module named {name!r}")
+        sys.meta_path.insert(0, NoSubmitit())
+        warnings.simplefilter("error")
+        import hydra_plugins.mlpframe_slurm_launcher as p
+        from mlpframe.plugins import register
+        register()
+        from hydra.plugins.plugin import Plugin
+        assert not issubclass(p.MlpframeSlurmLauncher, Plugin)
+        from hydra.errors import MissingConfigException
+        from mlpframe.cli.common import format_hydra_error
+        msg = format_hydra_error(MissingConfigException(
+            "In 'hydra/launcher/slurm': Could not load 'hydra/launcher/submitit_slurm'.", "x"))
+        assert 'pip install "mlpframe[sweep]"' in msg, msg
+        print("ok")
+    ''')
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
